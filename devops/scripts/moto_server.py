@@ -1,0 +1,116 @@
+"""moto's server, plus the CloudFormation resource types the deploy test needs.
+
+moto's CloudFormation skips resource types it does not model and drops every
+output that refers to them. The database stack's DatabaseUrlSecretArn output
+refers to an AWS::SecretsManager::Secret, which the service stack needs as a
+parameter, so this file models that one type on top of moto's Secrets Manager
+backend: the secret is really created, and Ref gives its ARN.
+
+What it does not do (real CloudFormation does): resolve `{{resolve:...}}`
+dynamic references. The secret's value is stored as the template wrote it.
+
+Usage: python moto_server.py -H 127.0.0.1 -p PORT (the arguments of moto_server).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from typing import Any
+
+from moto.core.common_models import CloudFormationModel
+from moto.secretsmanager.models import secretsmanager_backends
+from moto.server import main
+
+
+class CfnSecret(CloudFormationModel):
+    """AWS::SecretsManager::Secret, enough for Ref and GenerateSecretString."""
+
+    # moto files every model under the service named by its module path.
+    __module__ = "deploy_test.secretsmanager"
+
+    def __init__(self, arn: str, name: str) -> None:
+        self.arn = arn
+        self.name = name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SecretsManager::Secret"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Id"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> CfnSecret:
+        props = cloudformation_json.get("Properties", {})
+        value = props.get("SecretString")
+        generate = props.get("GenerateSecretString")
+        if value is None and generate is not None:
+            alphabet = string.ascii_letters + string.digits
+            password = "".join(
+                secrets.choice(alphabet)
+                for _ in range(int(generate.get("PasswordLength", 32)))
+            )
+            template = json.loads(generate.get("SecretStringTemplate", "{}"))
+            template[generate.get("GenerateStringKey", "password")] = password
+            value = json.dumps(template)
+        backend = secretsmanager_backends[account_id][region_name]
+        created = json.loads(
+            backend.create_secret(
+                name=props.get("Name", resource_name),
+                secret_string=value,
+                secret_binary=None,
+                description=props.get("Description"),
+                tags=props.get("Tags"),
+                kms_key_id=props.get("KmsKeyId"),
+                client_request_token=None,
+                replica_regions=[],
+                force_overwrite=False,
+            )
+        )
+        return cls(created["ARN"], created["Name"])
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: CfnSecret,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> CfnSecret:
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+# birthday-api command runner. `just --list` shows every recipe.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+default:
+    @just --list
+
+# --- build, lint, test -------------------------------------------------------
+
+# Run the service on the embedded sled store.
+run *args:
+    cargo run --release -- {{args}}
+
+# rustfmt and clippy, warnings are errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The README's test command.
+test:
+    cargo test --workspace
+
+# Everything CI runs, locally.
+ci:
+    bash .ci/run
+
+# --- OpenAPI document and SDKs (owner: spec/SDK work) --------------------------
+
+# --- benchmarks (owner: benchmark work) -----------------------------------------
+
+# Load benchmark of the service vs the bare-poem baseline (benches/baseline), results into
+# docs/benchmarks.md. N users via BENCH_USERS (default 1000000); BENCH_QUICK=1 for a smoke run.
+# Other knobs: see benches/load/bench.py.
+bench:
+    python3 benches/load/bench.py
+
+# Quick smoke run of the load benchmark (small N, short points; writes target/bench/benchmarks-quick.md).
+bench-quick:
+    BENCH_QUICK=1 python3 benches/load/bench.py
+
+# --- reliability (owner: reliability work) ---------------------------------------
+
+# --- deploy (owner: devops work) --------------------------------------------------

@@ -1,0 +1,215 @@
+//! The public HTTP API: poem-openapi handlers, the OpenAPI document built
+//! from them, Swagger UI, and the mapping of every error to a problem
+//! document.
+
+pub mod auth;
+pub mod extract;
+pub mod hello;
+pub mod problem;
+
+use std::sync::Arc;
+
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    error::ParsePathError,
+    http::{Method, StatusCode, header},
+};
+use poem_openapi::{
+    ContactObject, LicenseObject, Object, OpenApiService, Tags, error::ParseRequestPayloadError,
+};
+
+use self::{
+    auth::WriteToken,
+    extract::{DateText, MAX_BODY_BYTES, payload_too_large},
+    hello::HelloApi,
+    problem::Problem,
+};
+use crate::{config::Clock, store::Store};
+
+/// What the handlers share.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub write_token: Option<WriteToken>,
+}
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Save dates of birth, greet people, forget them.
+    Birthdays,
+}
+
+/// The body of `PUT /hello/{username}`.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct BirthdayRequest {
+    #[oai(rename = "dateOfBirth")]
+    pub date_of_birth: DateText,
+}
+
+impl poem_openapi::types::Example for BirthdayRequest {
+    fn example() -> Self {
+        Self {
+            date_of_birth: DateText::new("1990-07-14"),
+        }
+    }
+}
+
+/// The answer of `GET /hello/{username}`.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct GreetingMessage {
+    /// `Hello, <username>! Your birthday is in N day(s)`, or `Hello, <username>! Happy birthday!`
+    pub message: String,
+}
+
+impl poem_openapi::types::Example for GreetingMessage {
+    fn example() -> Self {
+        Self {
+            message: "Hello, alice! Your birthday is in 42 day(s)".into(),
+        }
+    }
+}
+
+/// The OpenAPI service: routes and document. Building it needs no store, so
+/// `birthday-api spec` prints the document without opening one.
+pub fn openapi_service() -> OpenApiService<HelloApi, ()> {
+    OpenApiService::new(HelloApi, "birthday-api", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Remembers people's dates of birth and greets them on the way to their birthday. \
+             Store a date of birth with `PUT /hello/{username}`, get a greeting with \
+             `GET /hello/{username}`, forget it with `DELETE /hello/{username}`. Every error \
+             is an RFC 9457 problem document (`application/problem+json`). When the service \
+             runs with a write token, PUT and DELETE need `Authorization: Bearer <token>`.",
+        )
+        .contact(ContactObject::new().name("birthday-api developers"))
+        .license(LicenseObject::new("MIT").url("https://opensource.org/licenses/MIT"))
+        .server("/")
+}
+
+/// `birthday-api spec --format json`; also what `openapi/openapi.json` holds.
+pub fn spec_json() -> String {
+    openapi_service().spec() + "\n"
+}
+
+/// `birthday-api spec --format yaml`; also what `openapi/openapi.yaml` holds.
+pub fn spec_yaml() -> String {
+    openapi_service().spec_yaml()
+}
+
+/// Everything served on the public port.
+pub fn public_routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    let api = openapi_service();
+    Route::new()
+        .nest("/docs", api.swagger_ui())
+        .at("/openapi.json", api.spec_endpoint())
+        .at("/openapi.yaml", api.spec_endpoint_yaml())
+        .nest("/", api)
+        .data(state)
+        .around(
+            |endpoint, request| async move { Ok(answer_with_problems(endpoint, request).await) },
+        )
+}
+
+/// Calls the routes and turns every error, whoever raised it, into a problem
+/// document.
+async fn answer_with_problems<E: Endpoint>(endpoint: Arc<E>, request: Request) -> Response {
+    let declared_length = request
+        .header(header::CONTENT_LENGTH)
+        .and_then(|length| length.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return payload_too_large().into_response();
+    }
+    let allowed = allowed_methods(request.uri().path());
+    let method = request.method().clone();
+    match endpoint.call(request).await {
+        Ok(output) => output.into_response(),
+        Err(err) => {
+            let problem = problem_for(&err, &method);
+            let mut response = problem.into_response();
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                if let Some(allowed) = allowed {
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+                }
+            }
+            response
+        }
+    }
+}
+
+fn problem_for(err: &poem::Error, method: &Method) -> Problem {
+    if let Some(problem) = err.downcast_ref::<Problem>() {
+        return problem.clone();
+    }
+    let status = err.status();
+    match status {
+        StatusCode::NOT_FOUND => Problem::new(status, "there is no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            format!("{method} is not allowed on this route; see the Allow header"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
+            status,
+            "the request body must be JSON, sent with Content-Type: application/json",
+        ),
+        StatusCode::BAD_REQUEST if err.is::<ParseRequestPayloadError>() => {
+            Problem::new(status, format!("the request body is invalid: {err}"))
+        }
+        StatusCode::BAD_REQUEST if err.is::<ParsePathError>() => {
+            Problem::new(status, "the path is not valid UTF-8 after percent-decoding")
+        }
+        status if status.is_server_error() => {
+            tracing::error!(error = %err, "request failed");
+            Problem::new(status, "the server could not answer this request")
+        }
+        status => Problem::new(status, err.to_string()),
+    }
+}
+
+/// The `Allow` header of a 405, by route.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match route_template(path) {
+        HELLO_ROUTE => Some("GET, PUT, DELETE"),
+        "/docs" | "/openapi.json" | "/openapi.yaml" => Some("GET"),
+        _ => None,
+    }
+}
+
+const HELLO_ROUTE: &str = "/hello/{username}";
+
+/// The route a path belongs to, as named in metrics and logs. Paths that
+/// match no route share one name so that scanners cannot inflate the metric
+/// cardinality, and no username or query string ever reaches a log line.
+pub fn route_template(path: &str) -> &'static str {
+    match path {
+        "/openapi.json" => "/openapi.json",
+        "/openapi.yaml" => "/openapi.yaml",
+        "/docs" => "/docs",
+        _ if path.starts_with("/docs/") => "/docs",
+        _ if path
+            .strip_prefix("/hello/")
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/')) =>
+        {
+            HELLO_ROUTE
+        }
+        _ => "unmatched",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_hide_usernames() {
+        assert_eq!(route_template("/hello/alice"), HELLO_ROUTE);
+        assert_eq!(route_template("/hello/J%C3%BCrgen"), HELLO_ROUTE);
+        assert_eq!(route_template("/hello/"), "unmatched");
+        assert_eq!(route_template("/hello/a/b"), "unmatched");
+        assert_eq!(route_template("/docs/oauth-receiver.html"), "/docs");
+        assert_eq!(route_template("/wp-admin"), "unmatched");
+    }
+}

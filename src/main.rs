@@ -1,0 +1,142 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use birthday_api::{
+    api,
+    config::{Cli, Command, ServeArgs, Settings, SpecFormat, StoreArgs},
+    startup::Application,
+    store, telemetry, transfer,
+};
+use clap::{Parser, error::ErrorKind};
+
+/// Exit code for bad flags, bad configuration, or a store that cannot be
+/// opened (such as a data directory another process holds).
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return report_usage_error(&err),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("birthday-api: error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+fn report_usage_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = err.to_string();
+            let first_line = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("birthday-api: {first_line}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        None => serve(&cli.serve).await,
+        Some(Command::Serve(args)) => serve(&args).await,
+        Some(Command::Spec(args)) => {
+            print!(
+                "{}",
+                match args.format {
+                    SpecFormat::Json => api::spec_json(),
+                    SpecFormat::Yaml => api::spec_yaml(),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::Export(args)) => transfer_command(&args, Direction::Export).await,
+        Some(Command::Import(args)) => transfer_command(&args, Direction::Import).await,
+    }
+}
+
+async fn serve(args: &ServeArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let application = match Application::build(Settings::from(args)).await {
+        Ok(application) => application,
+        Err(err) => {
+            eprintln!("birthday-api: error: {err:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    tracing::info!(
+        "serving on http://{addr}, Swagger UI at http://{addr}/docs, operations on http://{admin}",
+        addr = application.public_addr(),
+        admin = application.admin_addr(),
+    );
+    match application.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("birthday-api: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Direction {
+    Export,
+    Import,
+}
+
+async fn transfer_command(args: &StoreArgs, direction: Direction) -> ExitCode {
+    let store = match store::open(&args.settings()).await {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("birthday-api: error: {err:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let outcome = match direction {
+        Direction::Export => transfer::export(store.as_ref(), tokio::io::stdout())
+            .await
+            .map(|count| eprintln!("birthday-api: exported {count} records")),
+        Direction::Import => transfer::import(store.as_ref(), tokio::io::stdin())
+            .await
+            .map(|count| eprintln!("birthday-api: imported {count} records")),
+    };
+    match outcome.context("transfer failed") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("birthday-api: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

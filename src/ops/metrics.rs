@@ -1,0 +1,69 @@
+//! Prometheus metrics through the `metrics` facade and its Prometheus
+//! exporter. The recorder is process-wide; it is installed once.
+
+use std::{sync::OnceLock, time::Duration};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets from 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the recorder (once per process) and records the build info.
+pub fn install() {
+    let handle = PROMETHEUS.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_BUCKETS)
+            })
+            .map(PrometheusBuilder::build_recorder);
+        match recorder {
+            Ok(recorder) => {
+                let handle = recorder.handle();
+                if ::metrics::set_global_recorder(recorder).is_err() {
+                    tracing::warn!("another metrics recorder is installed; /metrics stays empty");
+                }
+                Some(handle)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "metrics are disabled");
+                None
+            }
+        }
+    });
+    if handle.is_some() {
+        ::metrics::gauge!(
+            "birthday_api_build_info",
+            "version" => env!("CARGO_PKG_VERSION"),
+        )
+        .set(1.0);
+    }
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    match PROMETHEUS.get() {
+        Some(Some(handle)) => {
+            handle.run_upkeep();
+            handle.render()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Records one answered request.
+pub fn record_request(method: &str, route: &'static str, status: u16, latency: Duration) {
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    ::metrics::counter!("http_requests_total", &labels).increment(1);
+    ::metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+}

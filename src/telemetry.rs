@@ -1,0 +1,94 @@
+//! Logs, and the one event every request produces.
+//!
+//! What a request event carries is fixed here: method, route template,
+//! status, latency and request id. Never the path, the query string, a
+//! header or a body, so dates of birth and tokens cannot reach a log line.
+
+use std::{io::IsTerminal, sync::Arc, time::Instant};
+
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, http::HeaderValue};
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::{config::LogFormat, ops::metrics::record_request};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Installs the global subscriber; logs go to stderr (stdout carries
+/// `export` and `spec` output). The level comes from `RUST_LOG` (default
+/// `info`). Calling it again is harmless.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let installed = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // Already installed (tests build several applications): keep the first.
+    drop(installed);
+}
+
+/// Wraps `endpoint` so each request is timed, counted, logged once and
+/// answered with an `x-request-id` (the caller's, if it sent a sane one).
+pub fn observe_requests<E>(
+    endpoint: E,
+    route_of: fn(&str) -> &'static str,
+) -> impl Endpoint<Output = Response>
+where
+    E: Endpoint + 'static,
+{
+    endpoint.around(move |endpoint: Arc<E>, request: Request| async move {
+        let started = Instant::now();
+        let request_id = request
+            .header(REQUEST_ID_HEADER)
+            .filter(|id| is_sane_request_id(id))
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let method = request.method().clone();
+        let route = route_of(request.uri().path());
+
+        let mut response = match endpoint.call(request).await {
+            Ok(output) => output.into_response(),
+            Err(err) => err.into_response(),
+        };
+
+        let latency = started.elapsed();
+        let status = response.status().as_u16();
+        record_request(method.as_str(), route, status, latency);
+        tracing::info!(
+            method = %method,
+            route,
+            status,
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            request_id = %request_id,
+            "request"
+        );
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        Ok(response)
+    })
+}
+
+fn is_sane_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_short_and_plain() {
+        assert!(is_sane_request_id("4f1c-abc_1.2:3"));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id(&"a".repeat(129)));
+        assert!(!is_sane_request_id("a b"));
+        assert!(!is_sane_request_id("a\nb"));
+    }
+}
