@@ -9,6 +9,12 @@ backend: the secret is really created, and Ref gives its ARN.
 What it does not do (real CloudFormation does): resolve `{{resolve:...}}`
 dynamic references. The secret's value is stored as the template wrote it.
 
+It also mends one fidelity gap that would make the idempotence check lie:
+moto stores `Type: Number` parameters as numbers and `List<...>` parameters
+as lists, then compares them with the strings of an update request, so every
+update of a stack with such a parameter "changes" it. CloudFormation compares parameter values as strings;
+so does this server.
+
 Usage: python moto_server.py -H 127.0.0.1 -p PORT (the arguments of moto_server).
 """
 
@@ -19,6 +25,8 @@ import secrets
 import string
 from typing import Any
 
+from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.common_models import CloudFormationModel
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
@@ -110,6 +118,26 @@ class CfnSecret(CloudFormationModel):
         region_name: str,
     ) -> None:
         return None
+
+
+def _as_strings(params: dict[str, Any]) -> dict[str, str]:
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in params.items()}
+
+
+def _validate_different_update(
+    self: CloudFormationResponse,
+    incoming_params: list[dict[str, Any]] | None,
+    stack_body: str,
+    old_stack: Any,
+) -> None:
+    """Raise "No updates are to be performed." as CloudFormation does."""
+    if incoming_params and stack_body:
+        new = self._get_param_values(incoming_params, old_stack.stack_parameters)
+        if old_stack.template == stack_body and _as_strings(new) == _as_strings(old_stack.stack_parameters):
+            raise ValidationError(old_stack.name, message="No updates are to be performed.")
+
+
+CloudFormationResponse._validate_different_update = _validate_different_update  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
