@@ -40,3 +40,23 @@ bench-quick:
 # --- reliability (owner: reliability work) ---------------------------------------
 
 # --- deploy (owner: devops work) --------------------------------------------------
+
+# Deploy to AWS with Ansible: `just deploy env=staging` or `just deploy env=prod` (devops/README.md).
+deploy *args:
+    bash devops/scripts/deploy.sh {{args}}
+
+# Prove the deploy here without AWS: moto, a local registry, buildah and podman (devops/README.md).
+deploy-test:
+    bash devops/scripts/deploy-test.sh
+
+# Lint the CloudFormation templates and the playbook (cfn-lint; ansible-lint, production profile).
+deploy-lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv=$(devops/scripts/venv.sh)
+    "$venv/bin/cfn-lint" devops/cloudformation/*.yml
+    "$venv/bin/ansible-lint" devops/ansible
+
+# Build the runtime image locally (CONTAINER_CLI=docker|buildah|podman).
+image tag="birthday-api:dev":
+    bash devops/scripts/image.sh build {{tag}}
