@@ -1,0 +1,256 @@
+//! The binary as an operator meets it: flags, exit codes, signals, logs.
+
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{BINARY, ServiceProcess};
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(BINARY);
+    command.args(args).stdin(Stdio::null());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command.output().expect("binary runs")
+}
+
+#[test]
+fn bad_flags_and_values_exit_2_with_one_line() {
+    for (args, envs) in [
+        (&["--no-such-flag"][..], &[][..]),
+        (&["--listen", "nowhere"], &[]),
+        (&["--timezone", "Mars/Olympus"], &[]),
+        (&["--cache-mb", "0"], &[]),
+        (&["spec", "--format", "xml"], &[]),
+        (&[], &[("BIRTHDAY_LISTEN", "not-an-address")]),
+        (&[], &[("BIRTHDAY_TIMEZONE", "Nowhere/Town")]),
+    ] {
+        let output = run(args, envs);
+        assert_eq!(output.status.code(), Some(2), "{args:?} {envs:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    assert_eq!(run(&["--help"], &[]).status.code(), Some(0));
+    assert_eq!(run(&["--version"], &[]).status.code(), Some(0));
+}
+
+#[test]
+fn spec_prints_the_document_without_opening_a_store() {
+    let cwd = tempfile::tempdir().unwrap();
+    for (format, committed) in [
+        ("json", "openapi/openapi.json"),
+        ("yaml", "openapi/openapi.yaml"),
+    ] {
+        let output = Command::new(BINARY)
+            .args(["spec", "--format", format])
+            .current_dir(cwd.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let expected = std::fs::read_to_string(committed).unwrap();
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            expected,
+            "run `just spec`"
+        );
+    }
+    assert!(!cwd.path().join("data").exists(), "spec opened a store");
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = ServiceProcess::start(dir.path(), &[]);
+    let started = Instant::now();
+    let output = Command::new(BINARY)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "did not exit at once"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = ServiceProcess::start(dir.path(), &[]);
+    let client = reqwest::blocking::Client::new();
+    let put = client
+        .put(service.url("/hello/alice"))
+        .json(&serde_json::json!({"dateOfBirth": "2000-01-01"}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    assert_eq!(service.terminate(), Some(0), "{}", service.logs());
+
+    let restarted = ServiceProcess::start(dir.path(), &[]);
+    let get = client.get(restarted.url("/hello/alice")).send().unwrap();
+    assert_eq!(get.status(), 200);
+}
+
+#[test]
+fn dates_of_birth_and_tokens_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "tok-very-secret-123";
+    for format in ["json", "pretty"] {
+        let mut service = ServiceProcess::start(
+            dir.path(),
+            &["--write-token", token, "--log-format", format],
+        );
+        let client = reqwest::blocking::Client::new();
+        let dates = ["1987-06-05", "1976-05-04", "1965-04-03"];
+        client
+            .put(service.url("/hello/alice"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"dateOfBirth": dates[0]}))
+            .send()
+            .unwrap();
+        client
+            .put(service.url(&format!("/hello/bob?dateOfBirth={}", dates[1])))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
+        client
+            .put(service.url(&format!("/hello/carol1?dateOfBirth={}", dates[2])))
+            .bearer_auth("wrong-token")
+            .send()
+            .unwrap();
+        client.get(service.url("/hello/alice")).send().unwrap();
+        assert_eq!(service.terminate(), Some(0));
+
+        let logs = service.logs();
+        assert!(
+            logs.contains("/hello/{username}"),
+            "no request events: {logs}"
+        );
+        for secret in dates.iter().chain([&token, &"wrong-token"]) {
+            assert!(
+                !logs.contains(secret),
+                "{secret} leaked into the {format} logs:\n{logs}"
+            );
+        }
+        if format == "json" {
+            for line in logs.lines() {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+            }
+            // Not a terminal: no ANSI colour codes.
+            assert!(!logs.contains('\u{1b}'));
+        }
+    }
+}
+
+#[test]
+fn export_then_import_round_trips_every_record() {
+    let source = tempfile::tempdir().unwrap();
+    let service = ServiceProcess::start(source.path(), &[]);
+    let client = reqwest::blocking::Client::new();
+    for (name, dob) in [
+        ("alice", "2000-01-01"),
+        ("Jürgen", "2000-02-29"),
+        ("Мария", "0001-01-01"),
+    ] {
+        let response = client
+            .put(service.url(&format!("/hello/{name}")))
+            .json(&serde_json::json!({"dateOfBirth": dob}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+    drop(service);
+
+    let export = Command::new(BINARY)
+        .arg("export")
+        .arg("--data-dir")
+        .arg(source.path())
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let exported = String::from_utf8(export.stdout).unwrap();
+    assert_eq!(exported.lines().count(), 3, "{exported}");
+    assert!(exported.contains(r#"{"username":"Jürgen","dateOfBirth":"2000-02-29"}"#));
+
+    let target = tempfile::tempdir().unwrap();
+    let mut import = Command::new(BINARY)
+        .arg("import")
+        .arg("--data-dir")
+        .arg(target.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exported.as_bytes())
+        .unwrap();
+    assert!(import.wait().unwrap().success());
+
+    let again = Command::new(BINARY)
+        .arg("export")
+        .arg("--data-dir")
+        .arg(target.path())
+        .output()
+        .unwrap();
+    let mut before: Vec<_> = exported.lines().collect();
+    let again = String::from_utf8(again.stdout).unwrap();
+    let mut after: Vec<_> = again.lines().collect();
+    before.sort();
+    after.sort();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn import_rejects_invalid_lines_naming_them() {
+    let target = tempfile::tempdir().unwrap();
+    let mut import = Command::new(BINARY)
+        .arg("import")
+        .arg("--data-dir")
+        .arg(target.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"username\":\"alice\",\"dateOfBirth\":\"2000-01-01\"}\n{\"username\":\"bad1\",\"dateOfBirth\":\"2000-01-01\"}\n")
+        .unwrap();
+    let output = import.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
