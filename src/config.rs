@@ -7,6 +7,8 @@ use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::net::{LimitArgs, Limits};
+
 use crate::{api::auth::WriteToken, store::StoreSettings};
 
 #[derive(Debug, Parser)]
@@ -61,6 +63,8 @@ pub struct ServeArgs {
     #[arg(long, env = "BIRTHDAY_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub shutdown_timeout_secs: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,6 +138,8 @@ pub struct Settings {
     pub clock: Clock,
     pub write_token: Option<WriteToken>,
     pub shutdown_timeout: Duration,
+    /// Connection limits and timeouts of both ports.
+    pub limits: Limits,
 }
 
 impl From<&ServeArgs> for Settings {
@@ -145,6 +151,7 @@ impl From<&ServeArgs> for Settings {
             clock: Clock::System(args.timezone),
             write_token: args.write_token.clone(),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            limits: Limits::from(&args.limits),
         }
     }
 }

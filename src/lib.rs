@@ -5,6 +5,7 @@
 //! - [`api`]: the poem-openapi handlers and the problem documents.
 //! - [`ops`]: health, readiness and metrics on the operations port.
 //! - [`config`]: the command line and environment.
+//! - [`net`]: connection limits and timeouts against slow or greedy clients.
 //! - [`telemetry`]: logs and per-request events.
 //! - [`transfer`]: `export` and `import` as JSON Lines.
 //! - [`startup`]: wires everything into an [`startup::Application`].
@@ -12,6 +13,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod net;
 pub mod ops;
 pub mod startup;
 pub mod store;

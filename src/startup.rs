@@ -9,6 +9,7 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     api::{self, AppState},
     config::Settings,
+    net::{self, GuardedAcceptor, Limits},
     ops,
     store::{self, Store, metered::MeteredStore},
     telemetry,
@@ -23,6 +24,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     state: Arc<AppState>,
     shutdown_timeout: Duration,
+    limits: Limits,
 }
 
 impl Application {
@@ -50,6 +52,7 @@ impl Application {
             store,
             state,
             shutdown_timeout: settings.shutdown_timeout,
+            limits: settings.limits,
         })
     }
 
@@ -74,23 +77,30 @@ impl Application {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
 
-        let public = Server::new_with_acceptor(TcpAcceptor::from_tokio(self.public)?)
-            .name("public")
-            .run_with_graceful_shutdown(
-                telemetry::observe_requests(api::public_routes(self.state), api::route_template),
-                when_stopped(stopped.clone()),
-                Some(self.shutdown_timeout),
-            );
-        let admin = Server::new_with_acceptor(TcpAcceptor::from_tokio(self.admin)?)
-            .name("operations")
-            .run_with_graceful_shutdown(
-                telemetry::observe_requests(
-                    ops::admin_routes(self.store.clone()),
-                    ops::route_template,
-                ),
-                when_stopped(stopped),
-                Some(self.shutdown_timeout),
-            );
+        let limits = self.limits;
+        let public = Server::new_with_acceptor(GuardedAcceptor::new(
+            TcpAcceptor::from_tokio(self.public)?,
+            limits,
+        ))
+        .name("public")
+        .run_with_graceful_shutdown(
+            telemetry::observe_requests(
+                net::guard_requests(api::public_routes(self.state), limits),
+                api::route_template,
+            ),
+            when_stopped(stopped.clone()),
+            Some(self.shutdown_timeout),
+        );
+        let admin = Server::new_with_acceptor(GuardedAcceptor::new(
+            TcpAcceptor::from_tokio(self.admin)?,
+            limits,
+        ))
+        .name("operations")
+        .run_with_graceful_shutdown(
+            telemetry::observe_requests(ops::admin_routes(self.store.clone()), ops::route_template),
+            when_stopped(stopped),
+            Some(self.shutdown_timeout),
+        );
         let public = tokio::spawn(public);
         let admin = tokio::spawn(admin);
 

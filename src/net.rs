@@ -1,0 +1,684 @@
+//! Defences against slow, greedy and oversized clients, which poem 3's
+//! `Server` does not offer: hyper's `header_read_timeout` and `max_buf_size`
+//! are not reachable through it, and its own head limit is about 400 KiB.
+//!
+//! Two layers:
+//! - [`GuardedAcceptor`] works on the byte stream of each HTTP/1 connection:
+//!   it caps how many connections are open at once, gives a client a fixed
+//!   time to deliver each request head (so a head trickled a byte at a time
+//!   cannot hold a connection), and caps the request line and the head size.
+//!   It answers those cases itself (503, 408, 414, 431), because hyper never
+//!   sees a request it could route.
+//! - [`guard_requests`] works on parsed requests: URI and header size limits
+//!   again (HTTP/2 requests never pass the byte-stream checks), a body read
+//!   timeout, and a per-request timeout around the handlers.
+//!
+//! Every refusal is a problem document, like every other error.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response,
+    error::ReadBodyError,
+    http::{Method, StatusCode, header},
+    listener::Acceptor,
+    web::{LocalAddr, RemoteAddr},
+};
+use poem_openapi::types::ToJSON;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::{Instant, Sleep},
+};
+
+use crate::api::{
+    extract::{MAX_BODY_BYTES, payload_too_large},
+    problem::Problem,
+};
+
+/// The longest request line (method, target, version) the service reads.
+/// Real targets here are `/hello/<64 letters>`, at most a few hundred bytes
+/// even percent-encoded; 8 KiB is the usual proxy default.
+pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
+
+/// The largest request head (request line and all headers).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// How long a refused connection is drained after the refusal is sent, so
+/// that closing it with unread input does not reset the connection and
+/// destroy the answer before the client has read it.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// The command-line flags of [`Limits`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most open connections per port; the next one is answered 503 and closed.
+    #[arg(long, env = "BIRTHDAY_MAX_CONNECTIONS", default_value_t = DEFAULTS.max_connections as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a complete request head (else 408).
+    #[arg(long, env = "BIRTHDAY_HEADER_READ_TIMEOUT_SECS",
+          default_value_t = DEFAULTS.header_read_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request body (else 408).
+    #[arg(long, env = "BIRTHDAY_BODY_READ_TIMEOUT_SECS",
+          default_value_t = DEFAULTS.body_read_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a request may take once read (else 503).
+    #[arg(long, env = "BIRTHDAY_REQUEST_TIMEOUT_SECS",
+          default_value_t = DEFAULTS.request_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+}
+
+impl From<&LimitArgs> for Limits {
+    fn from(args: &LimitArgs) -> Self {
+        Self {
+            max_connections: args.max_connections as usize,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+        }
+    }
+}
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at once; the next one is answered 503 and closed.
+    pub max_connections: usize,
+    /// Time a client has to deliver a complete request head, counted from
+    /// the connection's start or the end of the previous response.
+    pub header_read_timeout: Duration,
+    /// Time a client has to deliver a request body.
+    pub body_read_timeout: Duration,
+    /// Time a handler has to answer once the request is read.
+    pub request_timeout: Duration,
+}
+
+/// A head or body takes well under a second from any real client; 10 s
+/// leaves room for bad mobile links while freeing a stuck slot quickly.
+const DEFAULTS: Limits = Limits {
+    max_connections: 1024,
+    header_read_timeout: Duration::from_secs(10),
+    body_read_timeout: Duration::from_secs(10),
+    request_timeout: Duration::from_secs(10),
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        DEFAULTS
+    }
+}
+
+/// An [`Acceptor`] that caps concurrent connections and guards each
+/// connection's request heads (see the module documentation).
+pub struct GuardedAcceptor<A> {
+    inner: A,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    /// Refusals in progress: each holds a socket for up to [`LINGER`], so
+    /// they are capped too; past this cap a connection is closed unanswered.
+    refusals: Arc<Semaphore>,
+}
+
+impl<A: Acceptor> GuardedAcceptor<A> {
+    pub fn new(inner: A, limits: Limits) -> Self {
+        Self {
+            inner,
+            limits,
+            permits: Arc::new(Semaphore::new(limits.max_connections)),
+            refusals: Arc::new(Semaphore::new(limits.max_connections.clamp(1, 256))),
+        }
+    }
+}
+
+impl<A: Acceptor> Acceptor for GuardedAcceptor<A> {
+    type Io = GuardedIo<A::Io>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+        loop {
+            let (io, local_addr, remote_addr, scheme) = match self.inner.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // poem's accept loop retries at once, which spins while
+                    // the process is out of file descriptors; pausing lets
+                    // open connections finish and free some.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    return Ok((
+                        GuardedIo::new(io, permit, self.limits.header_read_timeout),
+                        local_addr,
+                        remote_addr,
+                        scheme,
+                    ));
+                }
+                Err(_) => {
+                    metrics::counter!("birthday_connections_refused_total").increment(1);
+                    if let Ok(refusal) = self.refusals.clone().try_acquire_owned() {
+                        tokio::spawn(async move {
+                            refuse_connection(io).await;
+                            drop(refusal);
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers a connection over the cap with a 503 and closes it.
+async fn refuse_connection<T: AsyncRead + AsyncWrite + Unpin>(mut io: T) {
+    let response = raw_problem_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server has too many open connections; retry shortly",
+    );
+    let answered = tokio::time::timeout(LINGER, async {
+        io.write_all(&response).await?;
+        io.shutdown().await
+    })
+    .await;
+    if matches!(answered, Ok(Ok(()))) {
+        let _ = tokio::time::timeout(LINGER, drain(&mut io)).await;
+    }
+}
+
+async fn drain<T: AsyncRead + Unpin>(io: &mut T) {
+    use tokio::io::AsyncReadExt;
+    let mut scratch = [0u8; 4096];
+    let mut budget = LINGER_BYTES;
+    while budget > 0 {
+        match io.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => budget = budget.saturating_sub(read),
+        }
+    }
+}
+
+/// A complete HTTP/1.1 response carrying a problem document, for the cases
+/// answered below hyper.
+fn raw_problem_response(status: StatusCode, detail: &str) -> Vec<u8> {
+    let body = Problem::new(status, detail).to_json_string();
+    let mut response = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("Error"),
+        body.len(),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.push_str("retry-after: 1\r\n");
+    }
+    response.push_str("\r\n");
+    response.push_str(&body);
+    response.into_bytes()
+}
+
+/// Where a connection is in its request/response cycle, as far as the
+/// byte stream shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request head to complete; the deadline runs.
+    AwaitingHead,
+    /// A head is complete: the body and the handler have their own timeouts
+    /// ([`guard_requests`]).
+    InRequest,
+    /// HTTP/2 with prior knowledge: binary frames, which the byte scan must
+    /// not interpret; hyper's HTTP/2 limits apply instead.
+    Passthrough,
+    /// A refusal is being written, then the input drained, then EOF.
+    Refusing,
+}
+
+/// Recognises the end of a request head in a byte stream, and measures its
+/// request line and total size.
+#[derive(Debug, Default)]
+struct HeadScan {
+    head_bytes: usize,
+    /// Bytes of the current line, not counting CR.
+    line_bytes: usize,
+    lines: usize,
+    /// The first bytes of the request line, to recognise the HTTP/2 preface.
+    start: [u8; 3],
+}
+
+enum ScanOutcome {
+    /// The head is not complete yet.
+    Partial,
+    Complete,
+    Http2Preface,
+    RequestLineTooLong,
+    HeadTooLarge,
+}
+
+impl HeadScan {
+    fn feed(&mut self, bytes: &[u8]) -> ScanOutcome {
+        for &byte in bytes {
+            // Empty lines before the request line are tolerated (RFC 9112
+            // section 2.2) and are not part of the head.
+            if self.lines == 0 && self.line_bytes == 0 && (byte == b'\r' || byte == b'\n') {
+                continue;
+            }
+            self.head_bytes += 1;
+            match byte {
+                b'\r' => {}
+                b'\n' if self.line_bytes == 0 => return ScanOutcome::Complete,
+                b'\n' => {
+                    if self.lines == 0 && &self.start == b"PRI" {
+                        return ScanOutcome::Http2Preface;
+                    }
+                    self.lines += 1;
+                    self.line_bytes = 0;
+                }
+                _ => {
+                    if self.lines == 0 && self.line_bytes < self.start.len() {
+                        self.start[self.line_bytes] = byte;
+                    }
+                    self.line_bytes += 1;
+                }
+            }
+            if self.lines == 0 && self.line_bytes > MAX_REQUEST_LINE_BYTES {
+                return ScanOutcome::RequestLineTooLong;
+            }
+            if self.head_bytes > MAX_HEAD_BYTES {
+                return ScanOutcome::HeadTooLarge;
+            }
+        }
+        ScanOutcome::Partial
+    }
+}
+
+/// One guarded connection: holds its slot under the connection cap until it
+/// is dropped, and enforces the request head deadline and size limits.
+pub struct GuardedIo<T> {
+    inner: T,
+    _permit: OwnedSemaphorePermit,
+    header_read_timeout: Duration,
+    phase: Phase,
+    scan: HeadScan,
+    deadline: Pin<Box<Sleep>>,
+    /// The refusal being written, and how much of it is out.
+    refusal: Vec<u8>,
+    refusal_sent: usize,
+    shut_down: bool,
+    linger_budget: usize,
+}
+
+impl<T> GuardedIo<T> {
+    fn new(inner: T, permit: OwnedSemaphorePermit, header_read_timeout: Duration) -> Self {
+        Self {
+            inner,
+            _permit: permit,
+            header_read_timeout,
+            phase: Phase::AwaitingHead,
+            scan: HeadScan::default(),
+            deadline: Box::pin(tokio::time::sleep(header_read_timeout)),
+            refusal: Vec::new(),
+            refusal_sent: 0,
+            shut_down: false,
+            linger_budget: LINGER_BYTES,
+        }
+    }
+
+    fn await_next_head(&mut self) {
+        self.phase = Phase::AwaitingHead;
+        self.scan = HeadScan::default();
+        let deadline = Instant::now() + self.header_read_timeout;
+        self.deadline.as_mut().reset(deadline);
+    }
+
+    fn refuse(&mut self, status: StatusCode, detail: &str) {
+        metrics::counter!("birthday_requests_refused_total", "status" => status.as_str().to_owned())
+            .increment(1);
+        self.phase = Phase::Refusing;
+        self.refusal = raw_problem_response(status, detail);
+        self.refusal_sent = 0;
+        self.deadline.as_mut().reset(Instant::now() + LINGER);
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
+    /// Writes the refusal, shuts the write side, drains input for a moment,
+    /// then reports end of stream to hyper.
+    fn poll_refusal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.refusal_sent < self.refusal.len() {
+            let written = ready!(
+                Pin::new(&mut self.inner).poll_write(cx, &self.refusal[self.refusal_sent..])
+            )?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.refusal_sent += written;
+        }
+        if !self.shut_down {
+            ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            self.shut_down = true;
+        }
+        let mut scratch = [0u8; 4096];
+        while self.linger_budget > 0 {
+            if self.deadline.as_mut().poll(cx).is_ready() {
+                break;
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => break,
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => break,
+                Poll::Ready(Ok(())) => {
+                    self.linger_budget = self.linger_budget.saturating_sub(buf.filled().len());
+                }
+            }
+        }
+        self.linger_budget = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.phase == Phase::Refusing {
+            return this.poll_refusal(cx);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if this.phase == Phase::AwaitingHead {
+                    let outcome = this.scan.feed(&buf.filled()[before..]);
+                    match outcome {
+                        ScanOutcome::Partial => {}
+                        ScanOutcome::Complete => this.phase = Phase::InRequest,
+                        ScanOutcome::Http2Preface => this.phase = Phase::Passthrough,
+                        ScanOutcome::RequestLineTooLong => {
+                            buf.set_filled(before);
+                            this.refuse(
+                                StatusCode::URI_TOO_LONG,
+                                &format!(
+                                    "the request line is longer than {MAX_REQUEST_LINE_BYTES} bytes"
+                                ),
+                            );
+                            return this.poll_refusal(cx);
+                        }
+                        ScanOutcome::HeadTooLarge => {
+                            buf.set_filled(before);
+                            this.refuse(
+                                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                                &format!(
+                                    "the request line and headers are larger than {MAX_HEAD_BYTES} bytes"
+                                ),
+                            );
+                            return this.poll_refusal(cx);
+                        }
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => {
+                if this.phase != Phase::AwaitingHead || this.deadline.as_mut().poll(cx).is_pending()
+                {
+                    return Poll::Pending;
+                }
+                if this.scan.head_bytes == 0 {
+                    // Nothing of a request arrived: an idle connection, which
+                    // is closed without an answer (as keep-alive timeouts are).
+                    return Poll::Ready(Ok(()));
+                }
+                this.refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the request head did not arrive within {} seconds",
+                        this.header_read_timeout.as_secs_f64()
+                    ),
+                );
+                this.poll_refusal(cx)
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match this.phase {
+            // hyper's own answer to a connection this layer already refused.
+            Phase::Refusing => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            // An interim `100 Continue` is not the end of the request.
+            Phase::InRequest if !buf.starts_with(b"HTTP/1.1 1") => {
+                this.await_next_head();
+                // hyper may already be parked in a read that began before
+                // this response; a wake-up makes it read again, which arms
+                // the new deadline.
+                cx.waker().wake_by_ref();
+            }
+            // The rest of a response, written in several parts: the next head's
+            // time starts when the response is out.
+            Phase::AwaitingHead if this.scan.head_bytes == 0 => this.await_next_head(),
+            _ => {}
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The request-level limits: URI and header size (for HTTP/2, which the
+/// byte-stream checks do not see), the body read timeout and the
+/// per-request timeout.
+///
+/// A timed-out request is answered 503. For GET the handler is dropped. For
+/// PUT and DELETE the handler keeps running to its end in the background:
+/// dropping it could abandon a write that sled already holds in memory, and
+/// a later flush would make it durable after the client was told it failed.
+/// So a 503 on a write means "outcome unknown": the write may still land.
+/// Both are idempotent, so the client repeats them; a 204 still always means
+/// the record is on disk.
+pub fn guard_requests<E>(endpoint: E, limits: Limits) -> impl Endpoint<Output = Response>
+where
+    E: Endpoint<Output = Response> + 'static,
+{
+    endpoint.around(move |endpoint, mut request| async move {
+        if let Some(problem) = oversized_head(&request) {
+            return Ok(problem.into_response());
+        }
+        if let Err(problem) = buffer_body(&mut request, limits.body_read_timeout).await {
+            return Ok(problem.into_response());
+        }
+        let method = request.method().clone();
+        let call = async move { endpoint.call(request).await };
+        let outcome = if method == Method::GET || method == Method::HEAD {
+            tokio::time::timeout(limits.request_timeout, call).await
+        } else {
+            let mut running = tokio::spawn(call);
+            match tokio::time::timeout(limits.request_timeout, &mut running).await {
+                Ok(Ok(answered)) => Ok(answered),
+                Ok(Err(panicked)) => {
+                    tracing::error!(error = %panicked, "request handler failed");
+                    return Ok(Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the server could not answer this request",
+                    )
+                    .into_response());
+                }
+                Err(elapsed) => Err(elapsed),
+            }
+        };
+        match outcome {
+            Ok(answered) => answered,
+            Err(_) => {
+                metrics::counter!("birthday_requests_timed_out_total").increment(1);
+                let mut response = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the request did not finish within {} seconds; a PUT or DELETE may \
+                         still take effect, and repeating it is safe",
+                        limits.request_timeout.as_secs_f64()
+                    ),
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                Ok(response)
+            }
+        }
+    })
+}
+
+fn oversized_head(request: &Request) -> Option<Problem> {
+    let uri_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if uri_bytes > MAX_REQUEST_LINE_BYTES {
+        return Some(Problem::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is longer than {MAX_REQUEST_LINE_BYTES} bytes"),
+        ));
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if uri_bytes + header_bytes > MAX_HEAD_BYTES {
+        return Some(Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request line and headers are larger than {MAX_HEAD_BYTES} bytes"),
+        ));
+    }
+    None
+}
+
+/// Reads the whole body (at most [`MAX_BODY_BYTES`]) under the body read
+/// timeout, so a client trickling its body is answered 408 instead of
+/// holding a handler, and hands it on in memory.
+async fn buffer_body(request: &mut Request, timeout: Duration) -> Result<(), Problem> {
+    let declared: Option<u64> = request
+        .header(header::CONTENT_LENGTH)
+        .and_then(|length| length.parse().ok());
+    let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u64 => return Err(payload_too_large()),
+        Some(0) | None if !chunked => return Ok(()),
+        _ => {}
+    }
+    let body = request.take_body();
+    match tokio::time::timeout(timeout, body.into_bytes_limit(MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            request.set_body(bytes);
+            Ok(())
+        }
+        Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(payload_too_large()),
+        Ok(Err(err)) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body could not be read: {err}"),
+        )),
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} seconds",
+                timeout.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(input: &[u8]) -> ScanOutcome {
+        HeadScan::default().feed(input)
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head_with_either_line_ending() {
+        let head = b"GET /hello/alice HTTP/1.1\r\nhost: x\r\n\r\n{\"a\"";
+        assert!(matches!(scan(head), ScanOutcome::Complete));
+        assert!(matches!(
+            scan(b"\r\nGET / HTTP/1.1\nhost: x\n\nbody"),
+            ScanOutcome::Complete
+        ));
+        assert!(matches!(
+            scan(b"GET / HTTP/1.1\r\nhost: x\r\n"),
+            ScanOutcome::Partial
+        ));
+    }
+
+    #[test]
+    fn recognises_the_http2_preface() {
+        assert!(matches!(
+            scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            ScanOutcome::Http2Preface
+        ));
+    }
+
+    #[test]
+    fn measures_request_line_and_head_across_reads() {
+        let mut scan = HeadScan::default();
+        let line = vec![b'a'; MAX_REQUEST_LINE_BYTES];
+        assert!(matches!(scan.feed(&line), ScanOutcome::Partial));
+        assert!(matches!(scan.feed(b"a"), ScanOutcome::RequestLineTooLong));
+
+        let mut scan = HeadScan::default();
+        assert!(matches!(
+            scan.feed(b"GET / HTTP/1.1\r\n"),
+            ScanOutcome::Partial
+        ));
+        let header = format!("x-big: {}\r\n", "b".repeat(MAX_HEAD_BYTES));
+        assert!(matches!(
+            scan.feed(header.as_bytes()),
+            ScanOutcome::HeadTooLarge
+        ));
+    }
+
+    #[test]
+    fn refusals_are_problem_documents() {
+        let response =
+            String::from_utf8(raw_problem_response(StatusCode::REQUEST_TIMEOUT, "slow")).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("content-type: application/problem+json"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["status"], 408);
+        assert_eq!(json["detail"], "slow");
+    }
+}
