@@ -37,6 +37,10 @@ bench:
 bench-quick:
     BENCH_QUICK=1 python3 benches/load/bench.py
 
+# Criterion microbenchmarks: birthday arithmetic, username/date parsing, sled get/put.
+bench-micro *args:
+    nice cargo bench --bench domain --bench store -- {{args}}
+
 # --- reliability (owner: reliability work) ---------------------------------------
 
 # --- deploy (owner: devops work) --------------------------------------------------
