@@ -25,6 +25,30 @@ ci:
 
 # --- OpenAPI document and SDKs (owner: spec/SDK work) --------------------------
 
+# Write openapi/openapi.json and openapi/openapi.yaml from the code.
+spec:
+    cargo build -q --bin birthday-api
+    target/debug/birthday-api spec --format json > openapi/openapi.json
+    target/debug/birthday-api spec --format yaml > openapi/openapi.yaml
+
+# Fail when openapi/ differs from what the code generates (fix: just spec).
+spec-check:
+    cargo build -q --bin birthday-api
+    diff -u openapi/openapi.json <(target/debug/birthday-api spec --format json)
+    diff -u openapi/openapi.yaml <(target/debug/birthday-api spec --format yaml)
+
+# Spectral (spectral:oas, warnings fail) and openapi-spec-validator on openapi/.
+lint-spec:
+    bash sdk/ci.sh lint
+
+# Generate the Python and TypeScript clients into target/sdk/ and build the Rust one (sdk/rust).
+sdk:
+    bash sdk/ci.sh generate
+
+# Spec lint, schemathesis, the three SDK drivers and Swagger UI in chromium, against a release server.
+sdk-check:
+    bash sdk/ci.sh
+
 # --- benchmarks (owner: benchmark work) -----------------------------------------
 
 # Load benchmark of the service vs the bare-poem baseline (benches/baseline), results into
