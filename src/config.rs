@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::net::{LimitArgs, Limits};
 
-use crate::{api::auth::WriteToken, store::StoreSettings};
+use crate::{
+    api::auth::WriteToken,
+    store::{StoreSettings, postgres::DatabaseUrl},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +79,18 @@ pub struct StoreArgs {
     #[arg(long, env = "BIRTHDAY_CACHE_MB", default_value_t = 32,
           value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub cache_mb: u64,
+    /// `postgres://user:password@host:port/database[?sslmode=require]`: keep
+    /// records in PostgreSQL instead of sled (then --data-dir is unused).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+    /// Most PostgreSQL connections this process opens.
+    #[arg(long, env = "BIRTHDAY_DATABASE_POOL_SIZE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: u32,
+    /// Milliseconds a PostgreSQL call may take before it fails with 503.
+    #[arg(long, env = "BIRTHDAY_DATABASE_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub database_timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -104,9 +119,16 @@ fn parse_timezone(name: &str) -> Result<Tz, String> {
 
 impl StoreArgs {
     pub fn settings(&self) -> StoreSettings {
-        StoreSettings::Sled {
-            data_dir: self.data_dir.clone(),
-            cache_mb: self.cache_mb,
+        match &self.database_url {
+            Some(url) => StoreSettings::Postgres {
+                url: url.clone(),
+                pool_size: self.database_pool_size,
+                timeout: Duration::from_millis(self.database_timeout_ms),
+            },
+            None => StoreSettings::Sled {
+                data_dir: self.data_dir.clone(),
+                cache_mb: self.cache_mb,
+            },
         }
     }
 }
@@ -192,9 +214,47 @@ mod tests {
             &["birthday-api", "--cache-mb", "0"],
             &["birthday-api", "--write-token", ""],
             &["birthday-api", "--log-format", "xml"],
+            &["birthday-api", "--database-url", "mysql://db/birthdays"],
+            &["birthday-api", "--database-pool-size", "0"],
+            &["birthday-api", "--database-timeout-ms", "0"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn database_url_selects_postgres_for_every_store_command() {
+        let url = "postgres://app@db.example/birthdays";
+        let cli = Cli::try_parse_from(["birthday-api", "--database-url", url]).unwrap();
+        assert!(matches!(
+            cli.serve.store.settings(),
+            StoreSettings::Postgres { pool_size: 10, timeout, .. } if timeout == Duration::from_secs(2)
+        ));
+        for command in ["export", "import"] {
+            let cli = Cli::try_parse_from([
+                "birthday-api",
+                command,
+                "--database-url",
+                url,
+                "--database-pool-size",
+                "3",
+                "--database-timeout-ms",
+                "500",
+            ])
+            .unwrap();
+            let Some(Command::Export(args) | Command::Import(args)) = cli.command else {
+                panic!("{command} did not parse as a store command");
+            };
+            assert!(matches!(
+                args.settings(),
+                StoreSettings::Postgres { pool_size: 3, timeout, .. } if timeout == Duration::from_millis(500)
+            ));
+        }
+        let cli = Cli::try_parse_from(["birthday-api", "export"]).unwrap();
+        let Some(Command::Export(args)) = cli.command else {
+            panic!("export did not parse");
+        };
+        assert!(matches!(args.settings(), StoreSettings::Sled { .. }));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! `tests/store_contract.rs` runs one suite against each of them.
 
 pub mod metered;
+pub mod postgres;
 pub mod sled_store;
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -58,7 +59,16 @@ pub trait Store: Send + Sync + 'static {
 /// Which backend to open, and with what settings.
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
-    Sled { data_dir: PathBuf, cache_mb: u64 },
+    Sled {
+        data_dir: PathBuf,
+        cache_mb: u64,
+    },
+    Postgres {
+        url: postgres::DatabaseUrl,
+        pool_size: u32,
+        /// Bound on every database call; past it the call is `Unavailable`.
+        timeout: Duration,
+    },
 }
 
 /// Opens the backend the settings name.
@@ -67,5 +77,12 @@ pub async fn open(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
         StoreSettings::Sled { data_dir, cache_mb } => {
             Ok(Arc::new(sled_store::SledStore::open(data_dir, *cache_mb)?))
         }
+        StoreSettings::Postgres {
+            url,
+            pool_size,
+            timeout,
+        } => Ok(Arc::new(
+            postgres::PostgresStore::open(url, *pool_size, *timeout).await?,
+        )),
     }
 }
