@@ -4,6 +4,7 @@
 pub mod metered;
 pub mod postgres;
 pub mod sled_store;
+pub mod space_guard;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -75,7 +76,11 @@ pub enum StoreSettings {
 pub async fn open(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
     match settings {
         StoreSettings::Sled { data_dir, cache_mb } => {
-            Ok(Arc::new(sled_store::SledStore::open(data_dir, *cache_mb)?))
+            let sled = sled_store::SledStore::open(data_dir, *cache_mb)?;
+            Ok(Arc::new(space_guard::SpaceGuard::new(
+                Arc::new(sled),
+                data_dir.clone(),
+            )))
         }
         StoreSettings::Postgres {
             url,
