@@ -61,7 +61,8 @@ wait_http() { # URL SECONDS
         curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
         sleep 0.2
     done
-    die "nothing answered at $1 within $2 s"
+    echo "deploy-test: nothing answered at $1 within $2 s" >&2
+    return 1
 }
 
 # --- 1. tools -----------------------------------------------------------------
@@ -105,8 +106,8 @@ http:
 YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$moto_port/moto-api/" 30
-wait_http "http://127.0.0.1:$registry_port/v2/" 30
+wait_http "http://127.0.0.1:$moto_port/moto-api/" 30 || die "moto did not start"
+wait_http "http://127.0.0.1:$registry_port/v2/" 30 || die "the registry did not start"
 
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
@@ -118,7 +119,13 @@ podman_args=(--storage-driver vfs --root "$work/run-store" --runroot "$work/run-
     --runtime runc --cgroup-manager cgroupfs)
 repository=127.0.0.1:$registry_port/birthday-api-staging
 
+# The tag is read once: other work in this tree during the test must not
+# change it between the two runs (the playbook derives the same tag itself).
+revision=$("$scripts/git-revision.sh")
+image_tag=$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(r["sha"] + ("-dirty-" + r["diff_hash"] if r["dirty"] else ""))' "$revision")
+
 cat >"$work/vars.yml" <<YAML
+image_tag: $image_tag
 container_cli: buildah
 image_buildah_args: "${storage_args[*]}"
 image_repository_uri: $repository
@@ -150,6 +157,21 @@ recap "$work/deploy-2.log"
 recap "$work/deploy-2.log" | grep -qE 'changed=0 .*failed=0' ||
     { grep -E '^(changed|TASK)' "$work/deploy-2.log" | grep -B1 '^changed' >&2; die "second run changed something"; }
 
+log "a failing deploy prints the stack events and fails"
+dead_port=$(free_port)
+if (cd "$root/devops/ansible" &&
+    ANSIBLE_NOCOLOR=1 ansible-playbook -i inventories/staging deploy.yml -e env=staging -e "@$work/vars.yml" \
+        --tags smoke -e smoke_wait_retries=1 \
+        -e "smoke_base_url=http://127.0.0.1:$dead_port" \
+        -e "smoke_health_url=http://127.0.0.1:$dead_port/healthz") >"$work/failing.log" 2>&1; then
+    die "the playbook passed a smoke test against a closed port"
+fi
+grep -q "TASK \[Show the stacks' recent events\]" "$work/failing.log" &&
+    grep -q "CREATE_COMPLETE" "$work/failing.log" &&
+    grep -q "The deploy failed at 'Wait for /healthz'" "$work/failing.log" ||
+    { tail -n 40 "$work/failing.log" >&2; die "the failing run did not report stack events"; }
+echo "failed as it should, with the stack events"
+
 # --- 5. what moto holds --------------------------------------------------------
 log "check stack outputs"
 image=$(python "$scripts/check_stacks.py" --env staging --region eu-west-1 --repository "$repository")
@@ -169,13 +191,17 @@ echo "image size $size bytes ($((size / 1000)) kB, as podman counts it unpacked)
 [[ $user == 65532:65532 ]] || die "image user is '$user', not 65532:65532"
 
 # podman's default rlimits exceed what this sandbox may set: use lower ones.
+# Read-only root as on ECS; the sled directory is a bind mount owned by the
+# image's user.
+mkdir -p "$work/data"
+chown 65532:65532 "$work/data"
 podman "${podman_args[@]}" run -d --name "$container" \
     --ulimit "nofile=4096:4096" --ulimit "nproc=4096:4096" \
-    --read-only --tmpfs /data:rw,mode=1777 \
+    --read-only -v "$work/data:/data" \
     -p "127.0.0.1:$api_port:8080" -p "127.0.0.1:$admin_port:9090" \
     "$image" >/dev/null
 wait_http "http://127.0.0.1:$admin_port/healthz" 30 ||
-    { podman "${podman_args[@]}" logs "$container" >&2; exit 1; }
+    { podman "${podman_args[@]}" logs "$container" >&2; die "the container did not become healthy"; }
 
 log "smoke-test the container with the playbook's smoke-test tasks"
 playbook "$work/smoke.log" --tags smoke \

@@ -50,15 +50,12 @@ make_context() {
         die "$bin is dynamically linked; a scratch image needs a static binary"
     fi
     rm -rf "$dir"
-    mkdir -p "$dir/rootfs/etc/ssl/certs" "$dir/rootfs/data"
+    mkdir -p "$dir/rootfs/etc/ssl/certs" "$dir/data"
     install -m 0755 "$bin" "$dir/birthday-api"
     install -m 0644 "$(find_ca_bundle)" "$dir/rootfs/etc/ssl/certs/ca-certificates.crt"
     printf 'root:x:0:0:root:/:/sbin/nologin\nbirthday:x:65532:65532:birthday-api:/data:/sbin/nologin\n' >"$dir/rootfs/etc/passwd"
     printf 'root:x:0:\nbirthday:x:65532:\n' >"$dir/rootfs/etc/group"
     chmod 0644 "$dir/rootfs/etc/passwd" "$dir/rootfs/etc/group"
-    # The sled directory belongs to the unprivileged user (a numeric chown
-    # works without that user on the build host).
-    chown 65532:65532 "$dir/rootfs/data" 2>/dev/null || chmod 0777 "$dir/rootfs/data"
     cp "$repo_root/devops/Containerfile" "$dir/Containerfile"
 }
 
