@@ -176,12 +176,35 @@ const DATE_RULE: &str = "dateOfBirth must be a YYYY-MM-DD date before today";
 fn choose_date_text(query: Option<&str>, body: BodyDate) -> Result<String, String> {
     match (query, body) {
         (_, BodyDate::NotText) => Err("not a string".into()),
+        // A body must match its documented schema, which requires
+        // `dateOfBirth`, even when the query string carries the date.
+        (_, BodyDate::Missing) => Err("missing from the JSON body".into()),
         (Some(query), BodyDate::Text(body)) if query != body => {
             Err("the query and the body give different dates".into())
         }
         (Some(query), _) => Ok(query.to_owned()),
         (None, BodyDate::Text(body)) => Ok(body),
-        (None, BodyDate::NoBody | BodyDate::Missing) => Err("missing".into()),
+        (None, BodyDate::NoBody) => Err("missing".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_without_the_date_is_rejected_even_with_the_query_form() {
+        let date = "2000-01-01";
+        assert!(choose_date_text(Some(date), BodyDate::Missing).is_err());
+        assert!(choose_date_text(None, BodyDate::Missing).is_err());
+        assert_eq!(
+            choose_date_text(Some(date), BodyDate::NoBody),
+            Ok(date.into())
+        );
+        assert_eq!(
+            choose_date_text(Some(date), BodyDate::Text(date.into())),
+            Ok(date.into())
+        );
     }
 }
 
