@@ -14,7 +14,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -178,17 +178,26 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
 
     // 3. kill -9 the third replica while writers stream PUTs through it.
     let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged_so_far = Arc::new(AtomicUsize::new(0));
     let doomed = urls[2].clone();
     let streamers: Vec<_> = (0..8u64)
         .map(|streamer| {
-            let (client, doomed, stop) = (client.clone(), doomed.clone(), stop.clone());
+            let (client, doomed, stop, counter) = (
+                client.clone(),
+                doomed.clone(),
+                stop.clone(),
+                acknowledged_so_far.clone(),
+            );
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
                 let mut sequence = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let user = format!("s{}n{}", letter(streamer), letters(sequence));
                     match put(&client, &doomed, &user, nth_date(sequence)).await {
-                        StatusCode::NO_CONTENT => acknowledged.push((user, nth_date(sequence))),
+                        StatusCode::NO_CONTENT => {
+                            acknowledged.push((user, nth_date(sequence)));
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
                         // The connection died with the process: not acknowledged.
                         _ => break,
                     }
@@ -198,18 +207,21 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill mid-stream, once there is plenty to lose.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acknowledged_so_far.load(Ordering::Relaxed) < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica acknowledged too few PUTs"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     replicas[2].kill();
     stop.store(true, Ordering::Relaxed);
     let mut acknowledged = Vec::new();
     for streamer in streamers {
         acknowledged.extend(streamer.await.expect("streamer task"));
     }
-    assert!(
-        acknowledged.len() >= 50,
-        "only {} PUTs were acknowledged before the kill",
-        acknowledged.len()
-    );
     for (index, (user, date)) in acknowledged.iter().enumerate() {
         let via = &urls[index % 2];
         let seen = greeting(&client, via, user).await;

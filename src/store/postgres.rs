@@ -103,10 +103,13 @@ impl PostgresStore {
         migrate(&options, timeout)
             .await
             .with_context(|| format!("cannot prepare the PostgreSQL database {url}"))?;
+        // The server gives up too, so a call that answered 503 (say, stuck
+        // behind a lock) is not applied later behind the caller's back.
+        let statement_timeout = format!("{}ms", timeout.as_millis());
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(timeout)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.options([("statement_timeout", statement_timeout)]));
         Ok(Self { pool, timeout })
     }
 
