@@ -24,12 +24,12 @@ OUT=target/sdk
 VENV=.venv-sdk
 NODE_BIN=sdk/node_modules/.bin
 STEPS=("$@")
+started=$SECONDS
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(spec lint python typescript rust browser conformance)
 
-log() { printf '\n==> sdk/ci.sh: %s\n' "$*" >&2; }
+log() { printf '\n==> sdk/ci.sh [%3d s]: %s\n' "$((SECONDS - started))" "$*" >&2; }
 wants() { local step; for step in "${STEPS[@]}"; do [ "$step" = "$1" ] && return 0; done; return 1; }
 wants_any() { local step; for step in "$@"; do wants "$step" && return 0; done; return 1; }
-started=$SECONDS
 
 # --- tools -----------------------------------------------------------------
 

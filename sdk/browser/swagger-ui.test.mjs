@@ -71,6 +71,8 @@ async function execute(operation) {
 
 test("Swagger UI saves a birthday and shows the greeting", async () => {
   const page = await context.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (error) => pageErrors.push(error.message));
   await page.goto(`${baseUrl}/docs`);
   await page.locator("#operations-Birthdays-putBirthday").waitFor();
 
@@ -95,6 +97,7 @@ test("Swagger UI saves a birthday and shows the greeting", async () => {
 
   await page.screenshot({ path: screenshot, fullPage: true });
   await page.close();
+  assert.deepEqual(pageErrors, [], "the page threw");
 
   const web = requested.filter((url) => /^(https?|wss?):/.test(url));
   assert.ok(web.length > 0, "no request was seen at all");

@@ -32,9 +32,7 @@ async fn round_trip(client: &Client) -> Outcome {
     let body = types::BirthdayRequest {
         date_of_birth: NaiveDate::from_ymd_opt(1990, 7, 14).ok_or("bad test date")?,
     };
-    let saved = client
-        .put_birthday(&USERNAME.parse()?, None, &body)
-        .await?;
+    let saved = client.put_birthday(&USERNAME.parse()?, None, &body).await?;
     assert_eq!(saved.status(), 204);
 
     let greeting = client.get_greeting(&USERNAME.parse()?).await?;
@@ -47,7 +45,10 @@ async fn round_trip(client: &Client) -> Outcome {
         .strip_prefix("Your birthday is in ")
         .and_then(|rest| rest.strip_suffix(" day(s)"));
     assert!(
-        rest == "Happy birthday!" || days.and_then(|n| n.parse::<u16>().ok()).is_some_and(|n| n >= 1),
+        rest == "Happy birthday!"
+            || days
+                .and_then(|n| n.parse::<u16>().ok())
+                .is_some_and(|n| n >= 1),
         "unexpected greeting {message:?}"
     );
 
