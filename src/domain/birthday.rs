@@ -125,7 +125,7 @@ mod tests {
     fn february_28_birthday_in_a_leap_year() {
         let born_28th = born(2001, 2, 28);
         assert_eq!(days(born_28th, day(2028, 2, 28)), 0);
-        assert_eq!(days(born_28th, day(2028, 2, 29)), 364);
+        assert_eq!(days(born_28th, day(2028, 2, 29)), 365);
         assert_eq!(days(born(2001, 3, 1), day(2028, 2, 28)), 2);
     }
 
