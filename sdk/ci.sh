@@ -69,7 +69,7 @@ export PATH="$ROOT/$VENV/bin:$PATH"
 
 if wants_any spec python typescript rust browser conformance && [ ! -x "$BIN" ]; then
   log "building $BIN"
-  nice cargo build --release --bin birthday-api
+  nice cargo build --release --locked --bin birthday-api
 fi
 
 # --- the document itself ---------------------------------------------------
@@ -148,7 +148,7 @@ if wants generate; then
   log "generating the clients from openapi/openapi.json into $OUT/ (Rust: progenitor in sdk/rust/build.rs)"
   generate_python
   generate_typescript
-  cargo build -q -p birthday-api-client
+  cargo build -q --locked -p birthday-api-client
   echo "Python: $OUT/python/birthday_api_client  TypeScript: $OUT/typescript/schema.d.ts  Rust: crate birthday-api-client (sdk/rust)"
 fi
 
@@ -168,7 +168,7 @@ fi
 
 if wants rust; then
   log "Rust client (progenitor) against $BIRTHDAY_API_URL"
-  cargo run -q -p birthday-api-client --example drive
+  cargo run -q --locked -p birthday-api-client --example drive
 fi
 
 if wants browser; then
