@@ -15,6 +15,11 @@ import sys
 import boto3
 
 STACKS = ("ecr", "network", "database", "service", "monitoring")
+# What the inventories set, as the stacks should show it.
+EXPECT = {
+    "staging": {"https": False, "multi_az": False, "log_days": 14, "copy_region": None},
+    "prod": {"https": True, "multi_az": True, "log_days": 90, "copy_region": "eu-central-1"},
+}
 failures: list[str] = []
 
 
@@ -26,11 +31,17 @@ def check(ok: bool, what: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--env", required=True)
+    ap.add_argument("--env", required=True, choices=sorted(EXPECT))
     ap.add_argument("--region", required=True)
-    ap.add_argument("--repository", required=True, help="registry/repository the image was pushed to")
+    ap.add_argument("--repository", help="registry/repository the image was pushed to")
+    ap.add_argument("--prepare", action="store_true",
+                    help="create the certificate and hosted zone prod's inventory names; print them as Ansible extra vars")
     args = ap.parse_args()
     aws = boto3.session.Session(region_name=args.region)
+    if args.prepare:
+        prepare(aws)
+        return
+    expect = EXPECT[args.env]
     cfn = aws.client("cloudformation")
 
     outputs: dict[str, dict[str, str]] = {}
@@ -53,8 +64,12 @@ def main() -> None:
         for key in keys:
             check(bool(outputs[name].get(key)), f"output {name}.{key}")
     svc_out, db_out = outputs["service"], outputs["database"]
-    check(svc_out["ServiceUrl"] == f"http://{svc_out['LoadBalancerDnsName']}",
-          "ServiceUrl is plain HTTP on the load balancer (staging has no certificate)")
+    if expect["https"]:
+        check(svc_out["ServiceUrl"].startswith("https://") and "." in svc_out["ServiceUrl"],
+              f"ServiceUrl is HTTPS on the domain ({svc_out['ServiceUrl']})")
+    else:
+        check(svc_out["ServiceUrl"] == f"http://{svc_out['LoadBalancerDnsName']}",
+              "ServiceUrl is plain HTTP on the load balancer (no certificate)")
     check(len(outputs["network"]["PrivateSubnetIds"].split(",")) == 2, "two private subnets")
 
     repo = aws.client("ecr").describe_repositories(repositoryNames=[outputs["ecr"]["RepositoryName"]])["repositories"][0]
@@ -65,7 +80,8 @@ def main() -> None:
     taskdef = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     container = taskdef["containerDefinitions"][0]
     image = container["image"]
-    check(image.startswith(args.repository + ":"), f"service image {image} is in {args.repository}")
+    if args.repository:
+        check(image.startswith(args.repository + ":"), f"service image {image} is in {args.repository}")
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
     check(env.get("BIRTHDAY_LISTEN") == "0.0.0.0:8080" and env.get("BIRTHDAY_ADMIN_LISTEN") == "0.0.0.0:9090",
           "container listens on 0.0.0.0:8080 and :9090")
@@ -90,9 +106,19 @@ def main() -> None:
     check(main_tg["HealthCheckPort"] == "9090" and main_tg["HealthCheckPath"] == "/healthz",
           "health check on the operations port's /healthz")
     check(main_tg["Matcher"]["HttpCode"] == "200", "only 200 counts as healthy")
-    listeners = elb.describe_listeners(LoadBalancerArn=svc_out["LoadBalancerArn"])["Listeners"]
-    check([(l["Port"], l["Protocol"]) for l in listeners] == [(80, "HTTP")], "one HTTP listener (no certificate)")
-    rules = elb.describe_rules(ListenerArn=listeners[0]["ListenerArn"])["Rules"]
+    listeners = {l["Port"]: l for l in elb.describe_listeners(LoadBalancerArn=svc_out["LoadBalancerArn"])["Listeners"]}
+    if expect["https"]:
+        check(sorted(listeners) == [80, 443] and listeners[443]["Protocol"] == "HTTPS", "HTTP and HTTPS listeners")
+        redirect = listeners[80]["DefaultActions"][0]
+        check(redirect["Type"] == "redirect" and redirect["RedirectConfig"]["Protocol"] == "HTTPS",
+              "HTTP redirects to HTTPS")
+        check(listeners[443].get("SslPolicy", "").startswith("ELBSecurityPolicy-TLS13"), "TLS 1.3 policy")
+        routed = listeners[443]
+    else:
+        check(sorted(listeners) == [80] and listeners[80]["Protocol"] == "HTTP", "one HTTP listener (no certificate)")
+        routed = listeners[80]
+    check(routed["DefaultActions"][0]["Type"] == "forward", f"port {routed['Port']} forwards to the service")
+    rules = elb.describe_rules(ListenerArn=routed["ListenerArn"])["Rules"]
     paths = [c.get("PathPatternConfig", {}).get("Values", c.get("Values")) for r in rules for c in r.get("Conditions", [])
              if c.get("Field") == "path-pattern"]
     check([["/healthz"]] == paths, "listener rule routes /healthz (only) to the operations port")
@@ -110,10 +136,16 @@ def main() -> None:
     rds = aws.client("rds").describe_db_instances(DBInstanceIdentifier=db_out["DatabaseInstanceId"])["DBInstances"][0]
     check(rds["Engine"] == "postgres", "RDS engine is postgres")
     check(rds["StorageEncrypted"] is True and rds["PubliclyAccessible"] is False, "RDS encrypted and private")
-    check(rds["MultiAZ"] is False, "staging database is single-AZ (inventory)")
+    check(rds["MultiAZ"] is expect["multi_az"], f"database Multi-AZ is {expect['multi_az']} (inventory)")
 
+    days = expect["log_days"]
     groups = aws.client("logs").describe_log_groups(logGroupNamePrefix=svc_out["LogGroupName"])["logGroups"]
-    check(groups and groups[0].get("retentionInDays") == 14, "log group keeps 14 days (inventory)")
+    check(bool(groups) and groups[0].get("retentionInDays") == days, f"log group keeps {days} days (inventory)")
+
+    if expect["copy_region"]:
+        vaults = boto3.client("backup", region_name=expect["copy_region"]).list_backup_vaults()["BackupVaultList"]
+        check(any(v["BackupVaultName"] == f"birthday-api-{args.env}-dr" for v in vaults),
+              f"DR backup vault exists in {expect['copy_region']}")
 
     body = aws.client("cloudwatch").get_dashboard(DashboardName=outputs["monitoring"]["DashboardName"])["DashboardBody"]
     try:
@@ -125,6 +157,14 @@ def main() -> None:
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
     print(image)
+
+
+def prepare(aws: boto3.session.Session) -> None:
+    """moto checks that a listener's certificate and a record's zone exist."""
+    cert = aws.client("acm").request_certificate(DomainName="birthday-api.example.com")["CertificateArn"]
+    zone = aws.client("route53").create_hosted_zone(Name="example.com.", CallerReference="deploy-test")
+    zone_id = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    print(json.dumps({"service_certificate_arn": cert, "service_hosted_zone_id": zone_id}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and push the birthday-api container image.
 #
+#   devops/scripts/image.sh binary            compile the static (musl) binary only
 #   devops/scripts/image.sh context DIR       compile the musl binary, lay out the build context
 #   devops/scripts/image.sh build IMAGE_REF   context + image (docker build / buildah bud)
 #   devops/scripts/image.sh push IMAGE_REF    push a built image
@@ -62,6 +63,9 @@ make_context() {
 cmd=${1:-}
 ref=${2:-}
 case $cmd in
+binary)
+    build_binary
+    ;;
 context)
     [[ -n $ref ]] || die "usage: image.sh context DIR"
     make_context "$ref"
@@ -86,6 +90,6 @@ push)
     esac
     ;;
 *)
-    die "usage: image.sh context DIR | build IMAGE_REF | push IMAGE_REF"
+    die "usage: image.sh binary | context DIR | build IMAGE_REF | push IMAGE_REF"
     ;;
 esac

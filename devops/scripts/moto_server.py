@@ -1,10 +1,14 @@
 """moto's server, plus the CloudFormation resource types the deploy test needs.
 
 moto's CloudFormation skips resource types it does not model and drops every
-output that refers to them. The database stack's DatabaseUrlSecretArn output
-refers to an AWS::SecretsManager::Secret, which the service stack needs as a
-parameter, so this file models that one type on top of moto's Secrets Manager
-backend: the secret is really created, and Ref gives its ARN.
+output that refers to them. Two outputs the playbook passes on come from such
+types, so this file models them on top of moto's own backends:
+
+- AWS::SecretsManager::Secret (the database stack's DatabaseUrlSecretArn):
+  the secret is really created, Ref gives its ARN;
+- AWS::Backup::BackupVault (prod's DR vault, whose VaultArn the database
+  stack's backup plan copies to): the vault is really created, Ref gives its
+  name and GetAtt BackupVaultArn its ARN.
 
 What it does not do (real CloudFormation does): resolve `{{resolve:...}}`
 dynamic references. The secret's value is stored as the template wrote it.
@@ -28,6 +32,7 @@ from typing import Any
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.common_models import CloudFormationModel
+from moto.backup.models import backup_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
 
@@ -107,6 +112,74 @@ class CfnSecret(CloudFormationModel):
         account_id: str,
         region_name: str,
     ) -> CfnSecret:
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        return None
+
+
+class CfnBackupVault(CloudFormationModel):
+    """AWS::Backup::BackupVault: Ref (name) and GetAtt BackupVaultArn."""
+
+    __module__ = "deploy_test.backup"
+
+    def __init__(self, name: str, arn: str) -> None:
+        self.name = name
+        self.arn = arn
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "BackupVaultName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Backup::BackupVault"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("BackupVaultArn", "BackupVaultName")
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.arn if attribute_name == "BackupVaultArn" else self.name
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> CfnBackupVault:
+        props = cloudformation_json.get("Properties", {})
+        vault = backup_backends[account_id][region_name].create_backup_vault(
+            backup_vault_name=props.get("BackupVaultName", resource_name),
+            backup_vault_tags=props.get("BackupVaultTags", {}),
+            encryption_key_arn=props.get("EncryptionKeyArn", ""),
+            creator_request_id="",
+        )
+        return cls(vault.backup_vault_name, vault.backup_vault_arn)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: CfnBackupVault,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> CfnBackupVault:
         return original_resource
 
     @classmethod

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Create or refresh the deploy tooling venv (.venv-devops at the repository
-# root) from devops/requirements.txt; print its path. Does nothing when the
-# venv already matches the requirements.
+# Create or reuse the deploy tooling venv for devops/requirements.txt and
+# print its path. The venv lives outside the work tree, keyed by the
+# requirements' hash (DEVOPS_VENV overrides), so that fresh clones on the same
+# machine (CI) reuse it: `ansible` alone is tens of thousands of files.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-venv=${DEVOPS_VENV:-$root/.venv-devops}
 req=$root/devops/requirements.txt
-stamp=$venv/.requirements.sha256
-want=$(sha256sum "$req" | cut -d' ' -f1)
-if [[ ! -x $venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+want=$(sha256sum "$req" | cut -c1-16)
+venv=${DEVOPS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/birthday-api/devops-venv-$want}
+if [[ ! -f $venv/.complete ]]; then
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
     python3 -m venv "$venv" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
-    echo "$want" >"$stamp"
+    # --no-compile: byte-compiling every bundled collection costs more than
+    # compiling the few modules a run imports.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -r "$req" >&2
+    touch "$venv/.complete"
 fi
 echo "$venv"
