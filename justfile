@@ -67,6 +67,24 @@ bench-micro *args:
 
 # --- reliability (owner: reliability work) ---------------------------------------
 
+# Reliability tests: 20 kill -9 cycles, hostile HTTP clients, full disk (tmpfs needs root).
+reliability:
+    cargo test --test crash_loop --test hostile_http --test disk_full -- --nocapture
+
+# Soak: mixed load on the release binary for SOAK_SECONDS (default 600), RSS and latency
+# over time into docs/soak/ (CSV, JSON, SVG); fails if RSS grows 10 % or more after warm-up.
+soak:
+    cargo build --release --bin birthday-api
+    python3 scripts/soak/soak.py --binary target/release/birthday-api --duration "${SOAK_SECONDS:-600}" --out docs/soak
+
+# Bounded fuzzing of username, date, body and whole-request parsing (nightly; FUZZ_SECONDS each, default 15).
+fuzz:
+    bash fuzz/ci.sh
+
+# cargo-deny: advisories, licenses, bans, sources (advisories need GitHub for the RustSec database).
+deny:
+    bash scripts/deny.sh all
+
 # --- deploy (owner: devops work) --------------------------------------------------
 
 # Deploy to AWS with Ansible: `just deploy env=staging` or `just deploy env=prod` (devops/README.md).

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The reliability checks that are not plain `cargo test` (issue 7), for
+# .ci/run: cargo-deny (licenses, bans, sources), a short soak on the debug
+# binary, and a bounded fuzzing run. The crash-loop, hostile-HTTP and
+# disk-full tests are integration tests and run with `cargo test`.
+#
+# Expects `cargo test` to have built target/debug/birthday-api already.
+# SOAK_SECONDS (default 60) and FUZZ_SECONDS (default 15 per target) bound it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n--- reliability: %s (%ss)\n' "$*" "$SECONDS"; }
+
+step "cargo deny check licenses bans sources"
+bash scripts/deny.sh licenses bans sources
+
+step "soak, ${SOAK_SECONDS:-60}s on the debug binary"
+[ -x target/debug/birthday-api ] || cargo build --locked --bin birthday-api
+python3 scripts/soak/soak.py --binary target/debug/birthday-api \
+    --duration "${SOAK_SECONDS:-60}" --interval 3 --keys 5000 --out target/soak
+
+step "fuzzing, ${FUZZ_SECONDS:-15}s per target"
+bash fuzz/ci.sh
+
+step "done"
