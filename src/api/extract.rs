@@ -196,7 +196,13 @@ async fn read_body_date(request: &Request, body: &mut RequestBody) -> Result<Bod
             "the request body must be JSON, sent with Content-Type: application/json",
         ));
     }
-    let json: Value = serde_json::from_slice(&bytes).map_err(|err| {
+    body_date_from_json(&bytes)
+}
+
+/// What a non-empty JSON body says about the date of birth. Public so the
+/// fuzz targets can call it without a server.
+pub fn body_date_from_json(bytes: &[u8]) -> Result<BodyDate, Problem> {
+    let json: Value = serde_json::from_slice(bytes).map_err(|err| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             format!("the request body is not valid JSON: {err}"),
