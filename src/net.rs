@@ -68,6 +68,14 @@ pub struct LimitArgs {
           default_value_t = DEFAULTS.header_read_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open between requests.
+    /// Keep it above the idle timeout of any load balancer in front (AWS ALB:
+    /// 60 s by default), or the balancer may reuse a connection just as it
+    /// closes and answer 502.
+    #[arg(long, env = "BIRTHDAY_KEEP_ALIVE_TIMEOUT_SECS",
+          default_value_t = DEFAULTS.keep_alive_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub keep_alive_timeout_secs: u64,
     /// Seconds a client has to send a request body (else 408).
     #[arg(long, env = "BIRTHDAY_BODY_READ_TIMEOUT_SECS",
           default_value_t = DEFAULTS.body_read_timeout.as_secs(),
@@ -85,6 +93,7 @@ impl From<&LimitArgs> for Limits {
         Self {
             max_connections: args.max_connections as usize,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout_secs),
             body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
             request_timeout: Duration::from_secs(args.request_timeout_secs),
         }
@@ -97,8 +106,10 @@ pub struct Limits {
     /// Open connections at once; the next one is answered 503 and closed.
     pub max_connections: usize,
     /// Time a client has to deliver a complete request head, counted from
-    /// the connection's start or the end of the previous response.
+    /// the connection's start or the first byte of the head.
     pub header_read_timeout: Duration,
+    /// Time an idle connection is kept open after a response.
+    pub keep_alive_timeout: Duration,
     /// Time a client has to deliver a request body.
     pub body_read_timeout: Duration,
     /// Time a handler has to answer once the request is read.
@@ -110,6 +121,7 @@ pub struct Limits {
 const DEFAULTS: Limits = Limits {
     max_connections: 1024,
     header_read_timeout: Duration::from_secs(10),
+    keep_alive_timeout: Duration::from_secs(75),
     body_read_timeout: Duration::from_secs(10),
     request_timeout: Duration::from_secs(10),
 };
@@ -167,7 +179,7 @@ impl<A: Acceptor> Acceptor for GuardedAcceptor<A> {
             match self.permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     return Ok((
-                        GuardedIo::new(io, permit, self.limits.header_read_timeout),
+                        GuardedIo::new(io, permit, &self.limits),
                         local_addr,
                         remote_addr,
                         scheme,
@@ -313,6 +325,7 @@ pub struct GuardedIo<T> {
     inner: T,
     _permit: OwnedSemaphorePermit,
     header_read_timeout: Duration,
+    keep_alive_timeout: Duration,
     phase: Phase,
     scan: HeadScan,
     deadline: Pin<Box<Sleep>>,
@@ -324,14 +337,15 @@ pub struct GuardedIo<T> {
 }
 
 impl<T> GuardedIo<T> {
-    fn new(inner: T, permit: OwnedSemaphorePermit, header_read_timeout: Duration) -> Self {
+    fn new(inner: T, permit: OwnedSemaphorePermit, limits: &Limits) -> Self {
         Self {
             inner,
             _permit: permit,
-            header_read_timeout,
+            header_read_timeout: limits.header_read_timeout,
+            keep_alive_timeout: limits.keep_alive_timeout,
             phase: Phase::AwaitingHead,
             scan: HeadScan::default(),
-            deadline: Box::pin(tokio::time::sleep(header_read_timeout)),
+            deadline: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
             refusal: Vec::new(),
             refusal_sent: 0,
             shut_down: false,
@@ -339,10 +353,12 @@ impl<T> GuardedIo<T> {
         }
     }
 
+    /// After a response: the connection may idle for the keep-alive time;
+    /// the head time starts with the next request's first byte.
     fn await_next_head(&mut self) {
         self.phase = Phase::AwaitingHead;
         self.scan = HeadScan::default();
-        let deadline = Instant::now() + self.header_read_timeout;
+        let deadline = Instant::now() + self.keep_alive_timeout;
         self.deadline.as_mut().reset(deadline);
     }
 
@@ -407,7 +423,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if this.phase == Phase::AwaitingHead {
+                    let idle = this.scan.head_bytes == 0;
                     let outcome = this.scan.feed(&buf.filled()[before..]);
+                    if idle && this.scan.head_bytes > 0 {
+                        let deadline = Instant::now() + this.header_read_timeout;
+                        this.deadline.as_mut().reset(deadline);
+                    }
                     match outcome {
                         ScanOutcome::Partial => {}
                         ScanOutcome::Complete => this.phase = Phase::InRequest,

@@ -34,6 +34,7 @@ fn limits() -> Limits {
     Limits {
         max_connections: 64,
         header_read_timeout: SECOND,
+        keep_alive_timeout: 2 * SECOND,
         body_read_timeout: SECOND,
         request_timeout: SECOND,
     }
@@ -254,11 +255,40 @@ async fn keep_alive_serves_several_requests_then_closes_when_idle() {
             .await
             .unwrap();
         read_answer(&mut stream).await.assert_problem(404);
-        // Pauses shorter than the head timeout never end the connection,
-        // however long they add up to.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Idle time between requests counts against the keep-alive timeout,
+        // not the (shorter) head timeout.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
     }
+    let idle = Instant::now();
     assert_closed_within(&mut stream, Duration::from_secs(3)).await;
+    assert!(
+        idle.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        idle.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_head_trickled_after_an_idle_pause_has_the_head_timeout_from_its_first_byte() {
+    let service = serve(limits(), Duration::ZERO).await;
+    let mut stream = TcpStream::connect(service.addr).await.unwrap();
+    stream
+        .write_all(b"GET /hello/nobody HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    read_answer(&mut stream).await.assert_problem(404);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stream.write_all(b"GET /hello/nobody HT").await.unwrap();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(4), read_answer(&mut stream))
+        .await
+        .expect("no answer within 4 s");
+    answer.assert_problem(408);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
