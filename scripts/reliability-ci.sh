@@ -17,7 +17,7 @@ bash scripts/deny.sh licenses bans sources
 step "soak, ${SOAK_SECONDS:-60}s on the debug binary"
 [ -x target/debug/birthday-api ] || cargo build --locked --bin birthday-api
 python3 scripts/soak/soak.py --binary target/debug/birthday-api \
-    --duration "${SOAK_SECONDS:-60}" --interval 3 --keys 5000 --out target/soak
+    --duration "${SOAK_SECONDS:-60}" --interval 3 --keys 20000 --cache-mb 1 --out target/soak
 
 step "fuzzing, ${FUZZ_SECONDS:-15}s per target"
 bash fuzz/ci.sh

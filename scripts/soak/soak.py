@@ -3,6 +3,8 @@
 and latency over time.
 
 Starts `birthday-api serve` on a fresh data dir (127.0.0.1, free ports),
+stores every key of the key space once (so the data set is at its full size
+before measuring: growth after that is the service's, not the data's),
 drives it with a closed-loop mix of GET (70 %), PUT (25 %) and DELETE (5 %)
 over a bounded key space from N keep-alive connections, samples the
 process's RSS and the window's latency percentiles every few seconds, and
@@ -114,12 +116,12 @@ async def client(port: int, keys: int, stats: Stats, stop: asyncio.Event, seed: 
             writer.close()
 
 
-def start_service(binary: str, data_dir: str) -> tuple[subprocess.Popen, int]:
+def start_service(binary: str, data_dir: str, cache_mb: int) -> tuple[subprocess.Popen, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIRTHDAY_") and k != "DATABASE_URL"}
     env["RUST_LOG"] = "warn,birthday_api=info,birthday_api::telemetry=warn"
     process = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-         "--data-dir", data_dir, "--log-format", "json"],
+         "--data-dir", data_dir, "--cache-mb", str(cache_mb), "--log-format", "json"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
     )
     deadline = time.monotonic() + 30
@@ -172,7 +174,27 @@ def svg_plot(samples: list[dict], warmup_s: float, path: Path) -> None:
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
 
 
+async def prefill(port: int, keys: int, connections: int) -> None:
+    async def fill(first: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for number in range(first, keys, connections):
+                body = f'{{"dateOfBirth":"{1940 + number % 80}-{1 + number % 12:02d}-{1 + number % 28:02d}"}}'
+                writer.write((f"PUT /hello/soak{letters(number)} HTTP/1.1\r\nHost: soak\r\n"
+                              f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
+                status = await read_response(reader)
+                if status != 204:
+                    raise SystemExit(f"prefill: PUT answered {status}")
+        finally:
+            writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(fill(first) for first in range(connections)))
+    print(f"soak: stored {keys} keys in {time.monotonic() - started:.1f} s", flush=True)
+
+
 async def soak(args: argparse.Namespace, port: int, pid: int) -> list[dict]:
+    await prefill(port, args.keys, args.connections)
     stats = Stats()
     stop = asyncio.Event()
     clients = [asyncio.create_task(client(port, args.keys, stats, stop, seed))
@@ -214,7 +236,10 @@ def main() -> int:
                         help="seconds before the RSS baseline (default: a fifth of the duration)")
     parser.add_argument("--interval", type=float, default=5, help="seconds between samples")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--keys", type=int, default=50_000, help="distinct usernames")
+    parser.add_argument("--keys", type=int, default=200_000,
+                        help="distinct usernames, all stored before the clock starts (default 200000)")
+    parser.add_argument("--cache-mb", type=int, default=32,
+                        help="the service's sled cache; RSS settles once it is full (default 32, as in production)")
     parser.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth after warm-up")
     parser.add_argument("--out", default="target/soak")
     args = parser.parse_args()
@@ -223,7 +248,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = tempfile.mkdtemp(prefix="birthday-soak-")
-    process, port = start_service(args.binary, data_dir)
+    process, port = start_service(args.binary, data_dir, args.cache_mb)
     print(f"soak: {args.duration:.0f} s, {args.connections} connections, {args.keys} keys, "
           f"pid {process.pid}, port {port}", flush=True)
     try:
@@ -247,6 +272,7 @@ def main() -> int:
     all_p99 = sorted(s["p99_ms"] for s in after_warmup)
     summary = {
         "duration_s": args.duration, "warmup_s": warmup, "connections": args.connections, "keys": args.keys,
+        "cache_mb": args.cache_mb,
         "binary": args.binary, "requests": total, "mean_rps": round(total / args.duration, 1),
         "rss_baseline_kib": baseline, "rss_final_kib": final, "rss_peak_kib": peak,
         "rss_growth": round(growth, 4), "max_growth": args.max_growth,
