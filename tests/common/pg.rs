@@ -29,11 +29,11 @@ pub fn admin_url() -> Option<String> {
 pub fn skipped(reason: &str) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let binary = std::env::args().next().unwrap_or_default();
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nNOTE: PostgreSQL tests in {binary} were SKIPPED: {reason}\n"
+        let note = format!(
+            "\nNOTE: the PostgreSQL tests in tests/{}.rs were SKIPPED: {reason}\n",
+            env!("CARGO_CRATE_NAME")
         );
+        let _ = std::io::stderr().write_all(note.as_bytes());
     });
 }
 
