@@ -428,6 +428,34 @@ mod postgres_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_older_release_starts_on_a_database_a_newer_one_migrated() {
+        let Some(backend) = Postgres::new().await else {
+            return;
+        };
+        backend
+            .open()
+            .await
+            .put(&name("alice"), date(1990, 5, 17))
+            .await
+            .unwrap();
+        // What a later release's migration 2 leaves behind.
+        let mut connection = PgConnection::connect(backend.0.url()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations \
+             (version, description, success, checksum, execution_time) \
+             VALUES (2, 'from the future', true, '\\x00', 0)",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        let store = backend.open().await;
+        assert_eq!(
+            store.get(&name("alice")).await.unwrap(),
+            Some(date(1990, 5, 17))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sslmode_require_encrypts_with_rustls() {
         let Some(backend) = Postgres::new().await else {
             return;

@@ -133,9 +133,13 @@ impl PostgresStore {
 }
 
 async fn migrate(options: &PgConnectOptions, timeout: Duration) -> anyhow::Result<()> {
-    let migrator = Migrator::new(Embedded)
+    let mut migrator = Migrator::new(Embedded)
         .await
         .context("cannot load the embedded migrations")?;
+    // In a rolling deploy the first new replica migrates while old ones keep
+    // running and restarting: an older binary must accept a schema that is
+    // newer than it knows (so migrations only ever add, never break).
+    migrator.set_ignore_missing(true);
     // A dedicated connection rather than a pooled one: sqlx releases its
     // session advisory lock only on success, and closing the connection
     // releases it on every path.
