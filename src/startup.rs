@@ -103,12 +103,14 @@ impl Application {
         );
         let public = tokio::spawn(public);
         let admin = tokio::spawn(admin);
+        let upkeep = tokio::spawn(ops::metrics::run_upkeep(Duration::from_secs(5)));
 
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         let _ = stop.send(true);
         public.await.context("public server task")??;
         admin.await.context("operations server task")??;
+        upkeep.abort();
         self.store.flush().await.context("final flush")?;
         tracing::info!("stopped cleanly");
         Ok(())

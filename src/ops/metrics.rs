@@ -57,6 +57,22 @@ pub fn render() -> String {
     }
 }
 
+/// Folds the histogram samples recorded since the last fold into their
+/// buckets, every `period`, until the task is dropped. The exporter keeps
+/// every raw sample until then, and `render` folds only when someone scrapes
+/// `/metrics`: without this a process nobody scrapes grows with every
+/// request it serves (the soak test measured about 200 MiB in 10 minutes).
+pub async fn run_upkeep(period: Duration) {
+    let Some(Some(handle)) = PROMETHEUS.get() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// Records one answered request.
 pub fn record_request(method: &str, route: &'static str, status: u16, latency: Duration) {
     let labels = [
