@@ -4,21 +4,17 @@
 # A panic, a failed assertion or a 5xx in any target fails the run, and
 # libFuzzer leaves the input in fuzz/artifacts/<target>/.
 #
-# Needs the nightly toolchain (libFuzzer's instrumentation); installs
-# cargo-fuzz into .tools/cargo (git-ignored) when it is missing.
+# Needs the nightly toolchain (libFuzzer's instrumentation); cargo-fuzz
+# comes from scripts/reliability-tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 seconds=${FUZZ_SECONDS:-15}
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzz: SKIPPED: no nightly toolchain (rustup toolchain install nightly), which libFuzzer needs"
     exit 0
 fi
-export PATH="$root/.tools/cargo/bin:$PATH"
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    cargo install cargo-fuzz --locked --version 0.13.2 --root "$root/.tools/cargo"
-fi
+source scripts/reliability-tools.sh
 
 cd fuzz
 # No sanitizer: the targets and the service are safe Rust, so AddressSanitizer
