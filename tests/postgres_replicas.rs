@@ -80,7 +80,16 @@ async fn start_replicas(database_url: &str, count: usize) -> Vec<Service> {
         .map(|_| {
             let url = database_url.to_owned();
             tokio::task::spawn_blocking(move || {
-                Service::start(&["--database-url", &url, "--database-pool-size", "8"])
+                // A generous timeout: this test is about consistency, and a
+                // loaded CI machine must not turn a slow call into a 503.
+                Service::start(&[
+                    "--database-url",
+                    &url,
+                    "--database-pool-size",
+                    "8",
+                    "--database-timeout-ms",
+                    "15000",
+                ])
             })
         })
         .collect();
