@@ -180,6 +180,8 @@ impl From<&ServeArgs> for Settings {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -202,7 +204,7 @@ mod tests {
         ));
         let cli = Cli::try_parse_from(["birthday-api", "export", "--data-dir", "/tmp/x"]).unwrap();
         assert!(
-            matches!(cli.command, Some(Command::Export(args)) if args.data_dir == PathBuf::from("/tmp/x"))
+            matches!(cli.command, Some(Command::Export(args)) if args.data_dir == Path::new("/tmp/x"))
         );
     }
 

@@ -29,8 +29,9 @@ pub struct Problem {
     /// What went wrong, for a person to read.
     pub detail: String,
     /// On validation failures: every failing rule, by rule name.
+    // Boxed so that `Result<_, Problem>` stays small (clippy::result_large_err).
     #[oai(skip_serializing_if_is_none)]
-    pub errors: Option<ValidationErrors>,
+    pub errors: Option<Box<ValidationErrors>>,
 }
 
 /// The validation rules a request broke. The keys are the ones the replaced
@@ -78,7 +79,7 @@ impl Problem {
             n => format!("the request has {n} invalid fields"),
         };
         Self {
-            errors: Some(errors),
+            errors: Some(Box::new(errors)),
             ..Self::new(StatusCode::BAD_REQUEST, detail)
         }
     }
