@@ -122,8 +122,27 @@ impl TextSchema for DateSchema {
     }
 }
 
+/// The deprecated query-string form of the date: the body's schema without
+/// the example. Swagger UI's "Try it out" fills parameters with their
+/// examples, so with one it would send this next to the body, and a user who
+/// edits only the body date would get a 400 for dates that differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryDateSchema;
+
+impl TextSchema for QueryDateSchema {
+    const NAME: &'static str = "DateOfBirth";
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            example: None,
+            ..DateSchema::schema()
+        }
+    }
+}
+
 pub type UsernameText = RawText<UsernameSchema>;
 pub type DateText = RawText<DateSchema>;
+pub type QueryDateText = RawText<QueryDateSchema>;
 
 /// What the body of a PUT said about the date of birth.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, OpenApi, param::Path, param::Query, payload::Jso
 use super::{
     ApiTags, AppState, GreetingMessage,
     auth::{WriteCredentials, authorize_write},
-    extract::{BirthdayBody, BodyDate, DateText, UsernameText},
+    extract::{BirthdayBody, BodyDate, QueryDateText, UsernameText},
     problem::{ApiProblem, Problem, ProblemStatuses, ValidationErrors},
 };
 use crate::{
@@ -90,12 +90,15 @@ impl HelloApi {
         /// Deprecated: the replaced service's way to send the date. Use the
         /// JSON body instead.
         #[oai(name = "dateOfBirth", deprecated)]
-        date_of_birth: Query<Option<DateText>>,
+        date_of_birth: Query<Option<QueryDateText>>,
         body: BirthdayBody,
     ) -> Result<PutBirthdayResponse, ApiProblem<PutProblems>> {
         authorize_write(state.write_token.as_ref(), &credentials)?;
         let body_date = body.0?;
-        let date_text = choose_date_text(date_of_birth.0.as_ref().map(DateText::as_str), body_date);
+        let date_text = choose_date_text(
+            date_of_birth.0.as_ref().map(QueryDateText::as_str),
+            body_date,
+        );
         let (username, date_of_birth) =
             parse_birthday(username.0.as_str(), date_text, state.clock.today())?;
         state
@@ -188,26 +191,6 @@ fn choose_date_text(query: Option<&str>, body: BodyDate) -> Result<String, Strin
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_body_without_the_date_is_rejected_even_with_the_query_form() {
-        let date = "2000-01-01";
-        assert!(choose_date_text(Some(date), BodyDate::Missing).is_err());
-        assert!(choose_date_text(None, BodyDate::Missing).is_err());
-        assert_eq!(
-            choose_date_text(Some(date), BodyDate::NoBody),
-            Ok(date.into())
-        );
-        assert_eq!(
-            choose_date_text(Some(date), BodyDate::Text(date.into())),
-            Ok(date.into())
-        );
-    }
-}
-
 fn parse_username(raw: &str) -> Result<Username, Problem> {
     Username::parse(raw).map_err(|err| {
         Problem::invalid(ValidationErrors {
@@ -250,4 +233,24 @@ fn store_problem(err: StoreError) -> Problem {
         StatusCode::SERVICE_UNAVAILABLE,
         "the store is unavailable; retry later",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_without_the_date_is_rejected_even_with_the_query_form() {
+        let date = "2000-01-01";
+        assert!(choose_date_text(Some(date), BodyDate::Missing).is_err());
+        assert!(choose_date_text(None, BodyDate::Missing).is_err());
+        assert_eq!(
+            choose_date_text(Some(date), BodyDate::NoBody),
+            Ok(date.into())
+        );
+        assert_eq!(
+            choose_date_text(Some(date), BodyDate::Text(date.into())),
+            Ok(date.into())
+        );
+    }
 }
