@@ -85,6 +85,9 @@ def main() -> None:
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
     check(env.get("BIRTHDAY_LISTEN") == "0.0.0.0:8080" and env.get("BIRTHDAY_ADMIN_LISTEN") == "0.0.0.0:9090",
           "container listens on 0.0.0.0:8080 and :9090")
+    check(env.get("BIRTHDAY_LOG_FORMAT") == "json", "JSON logs")
+    check(int(env.get("BIRTHDAY_SHUTDOWN_TIMEOUT_SECS", "999")) < container.get("stopTimeout", 30),
+          "the service's drain timeout ends before ECS's SIGKILL")
     secrets = {s["name"]: s["valueFrom"] for s in container.get("secrets", [])}
     check(secrets.get("DATABASE_URL") == db_out["DatabaseUrlSecretArn"], "DATABASE_URL comes from the database secret")
     check("DATABASE_URL" not in env, "DATABASE_URL is not a plain environment variable")

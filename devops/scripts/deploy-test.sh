@@ -230,7 +230,7 @@ mkdir -p "$work/data"
 chown 65532:65532 "$work/data"
 podman "${podman_args[@]}" run -d --name "$container" \
     --ulimit "nofile=4096:4096" --ulimit "nproc=4096:4096" \
-    --read-only -v "$work/data:/data" \
+    --read-only -v "$work/data:/data" -e BIRTHDAY_LOG_FORMAT=json \
     -p "127.0.0.1:$api_port:8080" -p "127.0.0.1:$admin_port:9090" \
     "$image" >/dev/null
 wait_http "http://127.0.0.1:$admin_port/healthz" 30 ||
