@@ -1,16 +1,18 @@
 //! The binary as an operator meets it: flags, exit codes, signals, logs.
 
-mod common;
+#[path = "common/service.rs"]
+mod service;
 
 use std::{
-    process::{Command, Stdio},
+    path::Path,
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-use common::{BINARY, ServiceProcess};
+use service::Service;
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(BINARY);
+    let mut command = service::command();
     command.args(args).stdin(Stdio::null());
     for (key, value) in envs {
         command.env(key, value);
@@ -50,7 +52,7 @@ fn spec_prints_the_document_without_opening_a_store() {
         ("json", "openapi/openapi.json"),
         ("yaml", "openapi/openapi.yaml"),
     ] {
-        let output = Command::new(BINARY)
+        let output = service::command()
             .args(["spec", "--format", format])
             .current_dir(cwd.path())
             .output()
@@ -69,9 +71,9 @@ fn spec_prints_the_document_without_opening_a_store() {
 #[test]
 fn a_second_process_on_the_same_data_dir_exits_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = ServiceProcess::start(dir.path(), &[]);
+    let _first = Service::start(&data_dir(dir.path()));
     let started = Instant::now();
-    let output = Command::new(BINARY)
+    let output = service::command()
         .args([
             "serve",
             "--listen",
@@ -98,7 +100,7 @@ fn a_second_process_on_the_same_data_dir_exits_2_naming_it() {
 #[test]
 fn sigterm_stops_cleanly_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
-    let mut service = ServiceProcess::start(dir.path(), &[]);
+    let mut service = Service::start(&data_dir(dir.path()));
     let client = reqwest::blocking::Client::new();
     let put = client
         .put(service.url("/hello/alice"))
@@ -106,9 +108,9 @@ fn sigterm_stops_cleanly_and_keeps_the_data() {
         .send()
         .unwrap();
     assert_eq!(put.status(), 204);
-    assert_eq!(service.terminate(), Some(0), "{}", service.logs());
+    assert_eq!(service.terminate(), Some(0), "{}", service.log());
 
-    let restarted = ServiceProcess::start(dir.path(), &[]);
+    let restarted = Service::start(&data_dir(dir.path()));
     let get = client.get(restarted.url("/hello/alice")).send().unwrap();
     assert_eq!(get.status(), 200);
 }
@@ -118,10 +120,9 @@ fn dates_of_birth_and_tokens_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let token = "tok-very-secret-123";
     for format in ["json", "pretty"] {
-        let mut service = ServiceProcess::start(
-            dir.path(),
-            &["--write-token", token, "--log-format", format],
-        );
+        let mut args = data_dir(dir.path());
+        args.extend(["--write-token", token, "--log-format", format]);
+        let mut service = Service::start(&args);
         let client = reqwest::blocking::Client::new();
         let dates = ["1987-06-05", "1976-05-04", "1965-04-03"];
         client
@@ -143,7 +144,7 @@ fn dates_of_birth_and_tokens_never_reach_the_logs() {
         client.get(service.url("/hello/alice")).send().unwrap();
         assert_eq!(service.terminate(), Some(0));
 
-        let logs = service.logs();
+        let logs = service.log();
         assert!(
             logs.contains("/hello/{username}"),
             "no request events: {logs}"
@@ -165,92 +166,7 @@ fn dates_of_birth_and_tokens_never_reach_the_logs() {
     }
 }
 
-#[test]
-fn export_then_import_round_trips_every_record() {
-    let source = tempfile::tempdir().unwrap();
-    let service = ServiceProcess::start(source.path(), &[]);
-    let client = reqwest::blocking::Client::new();
-    for (name, dob) in [
-        ("alice", "2000-01-01"),
-        ("Jürgen", "2000-02-29"),
-        ("Мария", "0001-01-01"),
-    ] {
-        let response = client
-            .put(service.url(&format!("/hello/{name}")))
-            .json(&serde_json::json!({"dateOfBirth": dob}))
-            .send()
-            .unwrap();
-        assert_eq!(response.status(), 204);
-    }
-    drop(service);
-
-    let export = Command::new(BINARY)
-        .arg("export")
-        .arg("--data-dir")
-        .arg(source.path())
-        .output()
-        .unwrap();
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
-    let exported = String::from_utf8(export.stdout).unwrap();
-    assert_eq!(exported.lines().count(), 3, "{exported}");
-    assert!(exported.contains(r#"{"username":"Jürgen","dateOfBirth":"2000-02-29"}"#));
-
-    let target = tempfile::tempdir().unwrap();
-    let mut import = Command::new(BINARY)
-        .arg("import")
-        .arg("--data-dir")
-        .arg(target.path())
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    import
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exported.as_bytes())
-        .unwrap();
-    assert!(import.wait().unwrap().success());
-
-    let again = Command::new(BINARY)
-        .arg("export")
-        .arg("--data-dir")
-        .arg(target.path())
-        .output()
-        .unwrap();
-    let mut before: Vec<_> = exported.lines().collect();
-    let again = String::from_utf8(again.stdout).unwrap();
-    let mut after: Vec<_> = again.lines().collect();
-    before.sort();
-    after.sort();
-    assert_eq!(before, after);
-}
-
-#[test]
-fn import_rejects_invalid_lines_naming_them() {
-    let target = tempfile::tempdir().unwrap();
-    let mut import = Command::new(BINARY)
-        .arg("import")
-        .arg("--data-dir")
-        .arg(target.path())
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    import
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"username\":\"alice\",\"dateOfBirth\":\"2000-01-01\"}\n{\"username\":\"bad1\",\"dateOfBirth\":\"2000-01-01\"}\n")
-        .unwrap();
-    let output = import.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("line 2"), "{stderr}");
+/// `--data-dir <dir>` as arguments.
+fn data_dir(dir: &Path) -> Vec<&str> {
+    vec!["--data-dir", dir.to_str().expect("temp dirs are UTF-8")]
 }

@@ -1,7 +1,8 @@
 //! A 204 means the record is on disk: kill -9 the real binary in the middle
 //! of concurrent PUTs, restart it, and find every acknowledged write.
 
-mod common;
+#[path = "common/service.rs"]
+mod service;
 
 use std::{
     sync::{
@@ -11,14 +12,15 @@ use std::{
     time::Duration,
 };
 
-use common::ServiceProcess;
+use service::Service;
 
 const WRITERS: usize = 32;
 
 #[test]
 fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let mut service = ServiceProcess::start(dir.path(), &[]);
+    let data_dir = ["--data-dir", dir.path().to_str().unwrap()];
+    let mut service = Service::start(&data_dir);
     let base = service.url("");
 
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
@@ -61,7 +63,7 @@ fn acknowledged_writes_survive_kill_9() {
         .collect();
 
     std::thread::sleep(Duration::from_millis(1500));
-    service.kill_hard();
+    service.kill();
     stop.store(true, Ordering::Relaxed);
     for writer in writers {
         writer.join().unwrap();
@@ -73,7 +75,7 @@ fn acknowledged_writes_survive_kill_9() {
         acknowledged.len()
     );
 
-    let restarted = ServiceProcess::start(dir.path(), &[]);
+    let restarted = Service::start(&data_dir);
     let client = reqwest::blocking::Client::new();
     let mut missing = Vec::new();
     for (name, _) in &acknowledged {
@@ -95,7 +97,7 @@ fn acknowledged_writes_survive_kill_9() {
 
     // The greeting does not echo the date; the export does.
     drop(restarted);
-    let export = std::process::Command::new(common::BINARY)
+    let export = service::command()
         .arg("export")
         .arg("--data-dir")
         .arg(dir.path())

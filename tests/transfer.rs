@@ -46,6 +46,15 @@ fn postgres(url: &str) -> Vec<String> {
 }
 
 fn import(store: &[String], input: &str) {
+    let output = try_import(store, input);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn try_import(store: &[String], input: &str) -> std::process::Output {
     let mut child = service::command()
         .arg("import")
         .args(store)
@@ -60,12 +69,7 @@ fn import(store: &[String], input: &str) {
         .expect("stdin")
         .write_all(input.as_bytes())
         .expect("write stdin");
-    let output = child.wait_with_output().expect("import finished");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    child.wait_with_output().expect("import finished")
 }
 
 /// Parses `export` output, checking every line has exactly the two fields.
@@ -141,6 +145,20 @@ fn sled_to_sled_round_trip_keeps_every_record() {
     assert!(export_log.contains("exported 5 records"), "{export_log}");
     assert!(import_log.contains("imported 5 records"), "{import_log}");
     assert_eq!(export(&sled(target.path())), expected());
+}
+
+#[test]
+fn import_stops_at_an_invalid_line_and_names_it() {
+    let target = tempfile::tempdir().unwrap();
+    let output = try_import(
+        &sled(target.path()),
+        "{\"username\": \"alice\", \"dateOfBirth\": \"2000-01-01\"}\n\
+         {\"username\": \"bad1\", \"dateOfBirth\": \"2000-01-01\"}\n",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,10 @@
 //! Shared by the integration tests: start the application in-process on
-//! port 0 with a fresh data dir, or start the real binary as a child process.
+//! port 0 with a fresh data dir. (`service.rs` starts the real binary.)
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, mpsc},
+    sync::Arc,
     time::Duration,
 };
 
@@ -184,113 +181,4 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_j
         "{body}"
     );
     body
-}
-
-/// The real binary, started as a child process with its stderr captured.
-pub struct ServiceProcess {
-    pub child: Child,
-    pub address: SocketAddr,
-    pub admin_address: SocketAddr,
-    pub stderr: Arc<Mutex<Vec<String>>>,
-}
-
-pub const BINARY: &str = env!("CARGO_BIN_EXE_birthday-api");
-
-impl ServiceProcess {
-    /// Starts `birthday-api serve` on free loopback ports with `extra` args
-    /// and waits until it says where it serves.
-    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut command = Command::new(BINARY);
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra);
-        Self::start_command(command)
-    }
-
-    pub fn start_command(mut command: Command) -> Self {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .env_remove("RUST_LOG")
-            .spawn()
-            .expect("binary starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (found, addresses) = mpsc::channel();
-        let collected = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(pair) = parse_serving_line(&line) {
-                    let _ = found.send(pair);
-                }
-                collected.lock().expect("log lock").push(line);
-            }
-        });
-        let (address, admin_address) = match addresses.recv_timeout(Duration::from_secs(30)) {
-            Ok(pair) => pair,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "the service did not start; stderr:\n{}",
-                    lines.lock().expect("log lock").join("\n")
-                );
-            }
-        };
-        Self {
-            child,
-            address,
-            admin_address,
-            stderr: lines,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    pub fn logs(&self) -> String {
-        self.stderr.lock().expect("log lock").join("\n")
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    pub fn kill_hard(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then the exit code.
-    pub fn terminate(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().ok().and_then(|status| status.code())
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `serving on http://A, Swagger UI at http://A/docs, operations on http://B`
-fn parse_serving_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let rest = &line[line.find("serving on http://")? + "serving on http://".len()..];
-    let public = rest.split(',').next()?.trim().parse().ok()?;
-    let admin_rest = &rest[rest.find("operations on http://")? + "operations on http://".len()..];
-    let admin = admin_rest
-        .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
-        .next()?
-        .parse()
-        .ok()?;
-    Some((public, admin))
 }

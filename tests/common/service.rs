@@ -37,16 +37,22 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `serve` with `args` on free ports; waits until it listens.
+    /// Starts `serve` with `args` on free ports (JSON logs unless `args`
+    /// pick a format); waits until it listens.
     pub fn start(args: &[&str]) -> Self {
         Self::try_start(args).unwrap_or_else(|err| panic!("birthday-api did not start: {err}"))
     }
 
     pub fn try_start(args: &[&str]) -> Result<Self, String> {
+        let log_format: &[&str] = if args.contains(&"--log-format") {
+            &[]
+        } else {
+            &["--log-format", "json"]
+        };
         let mut child = command()
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--log-format", "json"])
+            .args(log_format)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -113,6 +119,13 @@ impl Service {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code once the process is gone.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().ok().and_then(|status| status.code())
     }
 
     /// `false` once the process has exited.
