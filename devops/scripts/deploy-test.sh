@@ -2,13 +2,16 @@
 # `just deploy-test`: prove the deploy without AWS.
 #
 #  1. installs what it needs (apt: buildah, podman, runc, docker-registry,
-#     musl-tools; the pinned Python tools into .venv-devops);
+#     musl-tools; the pinned Python tools into a venv, see venv.sh) and starts
+#     the release build of the static binary in the background;
 #  2. lints the templates (cfn-lint) and the playbook (ansible-lint);
 #  3. starts moto (AWS APIs) and a container registry, both on 127.0.0.1;
 #  4. runs devops/ansible/deploy.yml for staging against moto, building the
 #     image with buildah (vfs storage, chroot isolation) and pushing it to the
-#     local registry; runs it again and requires changed=0;
-#  5. checks the stacks' outputs and what moto holds (check_stacks.py);
+#     local registry; runs it again and requires changed=0; makes a run fail
+#     on purpose and requires the stack events in its output;
+#  5. checks the stacks' outputs and what moto holds (check_stacks.py); with a
+#     clean work tree, deploys prod once too and checks its shape;
 #  6. pulls the image from the registry into a fresh podman store, runs it
 #     (runc, cgroupfs), runs the playbook's smoke-test tasks against it, and
 #     stops it with SIGTERM, expecting exit code 0.
@@ -120,8 +123,9 @@ http:
 YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$moto_port/moto-api/" 30 || die "moto did not start"
-wait_http "http://127.0.0.1:$registry_port/v2/" 30 || die "the registry did not start"
+# Generous limits: moto imports every service model at start, slowly on a busy machine.
+wait_http "http://127.0.0.1:$moto_port/moto-api/" 120 || die "moto did not start"
+wait_http "http://127.0.0.1:$registry_port/v2/" 60 || die "the registry did not start"
 
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
@@ -233,7 +237,7 @@ podman "${podman_args[@]}" run -d --name "$container" \
     --read-only -v "$work/data:/data" -e BIRTHDAY_LOG_FORMAT=json \
     -p "127.0.0.1:$api_port:8080" -p "127.0.0.1:$admin_port:9090" \
     "$image" >/dev/null
-wait_http "http://127.0.0.1:$admin_port/healthz" 30 ||
+wait_http "http://127.0.0.1:$admin_port/healthz" 60 ||
     { podman "${podman_args[@]}" logs "$container" >&2; die "the container did not become healthy"; }
 
 log "smoke-test the container with the playbook's smoke-test tasks"

@@ -39,7 +39,7 @@ build_binary() {
     if command -v musl-gcc >/dev/null; then
         export CC_x86_64_unknown_linux_musl=musl-gcc
     fi
-    (cd "$repo_root" && nice cargo build --release --target "$target" --bin birthday-api >&2)
+    (cd "$repo_root" && nice cargo build --release --locked --target "$target" --bin birthday-api >&2)
     echo "${CARGO_TARGET_DIR:-$repo_root/target}/$target/release/birthday-api"
 }
 
