@@ -6,7 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 req=$root/devops/requirements.txt
-want=$(sha256sum "$req" | cut -c1-16)
+# Keyed by the requirement lines only: editing a comment keeps the venv.
+want=$(grep -v '^[[:space:]]*\(#\|$\)' "$req" | sha256sum | cut -c1-16)
 venv=${DEVOPS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/birthday-api/devops-venv-$want}
 if [[ ! -f $venv/.complete ]]; then
     rm -rf "$venv"
