@@ -111,11 +111,12 @@ impl Store for SledStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        if self.group_commit.is_running() {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable("the flusher thread stopped".into()))
+        if !self.group_commit.is_running() {
+            return Err(StoreError::Unavailable("the flusher thread stopped".into()));
         }
+        // After a failed write sled refuses reads too until restarted, so
+        // readiness reads something rather than trusting the flusher alone.
+        self.db.get(b"").map(drop).map_err(unavailable)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
