@@ -9,17 +9,18 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
-    time::Duration,
 };
+
+#[path = "common/service.rs"]
+mod service;
 
 use async_trait::async_trait;
 use birthday_api::{
@@ -217,73 +218,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The real binary, with only the flags given.
-struct Service {
-    child: Child,
-    base: String,
-    admin: String,
-}
-
-impl Service {
-    fn start(data_dir: &Path) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_birthday-api"));
-        for (name, _) in std::env::vars() {
-            if name.starts_with("BIRTHDAY_") || name == "DATABASE_URL" {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (found, addresses) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("serving on http://") {
-                    let rest = &line[at + "serving on http://".len()..];
-                    let public = rest.split(',').next().unwrap_or_default().to_owned();
-                    let admin = rest
-                        .split("operations on http://")
-                        .nth(1)
-                        .and_then(|admin| admin.split('"').next())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = found.send((public, admin));
-                }
-            }
-        });
-        let (public, admin) = addresses
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the service starts");
-        Self {
-            child,
-            base: format!("http://{public}"),
-            admin: format!("http://{admin}"),
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Fills the file system to the last byte.
 fn fill(path: &Path) -> PathBuf {
     let filler = path.join("filler");
@@ -301,11 +235,10 @@ fn fill(path: &Path) -> PathBuf {
 }
 
 fn export(data_dir: &Path) -> HashMap<String, String> {
-    let output = Command::new(env!("CARGO_BIN_EXE_birthday-api"))
+    let output = service::command()
         .arg("export")
         .arg("--data-dir")
         .arg(data_dir)
-        .env_remove("DATABASE_URL")
         .output()
         .unwrap();
     assert!(
@@ -337,7 +270,8 @@ async fn on_a_really_full_tmpfs_the_real_service_degrades_and_recovers() {
         }
     };
     let data_dir = tmpfs.path().join("data");
-    let service = Service::start(&data_dir);
+    let data_dir_args = ["--data-dir", data_dir.to_str().expect("UTF-8 temp dir")];
+    let service = service::Service::start(&data_dir_args);
     let client = reqwest::Client::new();
 
     let mut written = HashMap::new();
@@ -351,7 +285,7 @@ async fn on_a_really_full_tmpfs_the_real_service_degrades_and_recovers() {
             1 + index % 28
         );
         assert_eq!(
-            put(&client, &service.base, &name, &date).await.status(),
+            put(&client, &service.url(""), &name, &date).await.status(),
             204
         );
         written.insert(name, date);
@@ -361,22 +295,22 @@ async fn on_a_really_full_tmpfs_the_real_service_degrades_and_recovers() {
     assert_eq!(tmpfs.available(), 0);
     for (name, date) in [("newcomer", "1999-09-09"), ("personb", "1970-01-01")] {
         assert_problem(
-            put(&client, &service.base, name, date).await,
+            put(&client, &service.url(""), name, date).await,
             StatusCode::SERVICE_UNAVAILABLE,
         )
         .await;
     }
     let delete = client
-        .delete(format!("{}/hello/persona", service.base))
+        .delete(service.url("/hello/persona"))
         .send()
         .await
         .unwrap();
     assert_problem(delete, StatusCode::SERVICE_UNAVAILABLE).await;
     for name in written.keys() {
-        greeting(&client, &service.base, name).await;
+        greeting(&client, &service.url(""), name).await;
     }
     let ready = client
-        .get(format!("{}/readyz", service.admin))
+        .get(service.admin_url("/readyz"))
         .send()
         .await
         .unwrap();
@@ -390,18 +324,18 @@ async fn on_a_really_full_tmpfs_the_real_service_degrades_and_recovers() {
     std::fs::remove_file(filler).unwrap();
     assert!(tmpfs.available() > MIN_FREE_BYTES);
     assert_eq!(
-        put(&client, &service.base, "newcomer", "1999-09-09")
+        put(&client, &service.url(""), "newcomer", "1999-09-09")
             .await
             .status(),
         204
     );
     written.insert("newcomer".into(), "1999-09-09".into());
     for name in written.keys() {
-        greeting(&client, &service.base, name).await;
+        greeting(&client, &service.url(""), name).await;
     }
 
     // And everything is on disk, exactly, after a kill -9.
     drop(service);
     assert_eq!(export(&data_dir), written);
-    let _restarted = Service::start(&data_dir);
+    let _restarted = service::Service::start(&data_dir_args);
 }
