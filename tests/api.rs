@@ -592,6 +592,35 @@ async fn operations_port_serves_health_readiness_and_metrics() {
 }
 
 #[tokio::test]
+async fn unknown_methods_share_one_metric_label() {
+    let app = TestApp::spawn().await;
+    let invented = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    let response = app
+        .client
+        .request(invented, app.url("/hello/alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 405).await;
+    let metrics = app
+        .client
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("FROBNICATE"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "http_requests_total{method=\"other\",route=\"/hello/{username}\",status=\"405\"}"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn request_ids_are_echoed_or_made_up() {
     let app = TestApp::spawn().await;
     let response = app

@@ -74,12 +74,46 @@ pub async fn run_upkeep(period: Duration) {
 }
 
 /// Records one answered request.
+///
+/// The counter and histogram handles of each (method, route, status) are
+/// registered once and kept: looking them up in the recorder on every
+/// request built three label strings and hashed the key twice.
 pub fn record_request(method: &str, route: &'static str, status: u16, latency: Duration) {
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.to_string()),
-    ];
-    ::metrics::counter!("http_requests_total", &labels).increment(1);
-    ::metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+    use std::{collections::HashMap, sync::Mutex};
+
+    type Handles = (::metrics::Counter, ::metrics::Histogram);
+    type ByLabels = HashMap<(&'static str, &'static str, u16), Handles>;
+    static HANDLES: OnceLock<Mutex<ByLabels>> = OnceLock::new();
+    let method: &'static str = match method {
+        "GET" => "GET",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    };
+    let (counter, histogram) = {
+        let mut handles = HANDLES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        handles
+            .entry((method, route, status))
+            .or_insert_with(|| {
+                let labels = [
+                    ("method", method.to_owned()),
+                    ("route", route.to_owned()),
+                    ("status", status.to_string()),
+                ];
+                (
+                    ::metrics::counter!("http_requests_total", &labels),
+                    ::metrics::histogram!("http_request_duration_seconds", &labels),
+                )
+            })
+            .clone()
+    };
+    counter.increment(1);
+    histogram.record(latency.as_secs_f64());
 }

@@ -18,6 +18,29 @@ impl MeteredStore {
     }
 }
 
+/// The histogram of one (operation, outcome), registered once.
+fn histogram(operation: &'static str, outcome: &'static str) -> metrics::Histogram {
+    use std::{
+        collections::HashMap,
+        sync::{Mutex, OnceLock},
+    };
+    static HANDLES: OnceLock<Mutex<HashMap<(&'static str, &'static str), metrics::Histogram>>> =
+        OnceLock::new();
+    HANDLES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry((operation, outcome))
+        .or_insert_with(|| {
+            metrics::histogram!(
+                "birthday_store_operation_duration_seconds",
+                "operation" => operation,
+                "outcome" => outcome
+            )
+        })
+        .clone()
+}
+
 async fn timed<T>(
     operation: &'static str,
     call: impl Future<Output = Result<T, StoreError>>,
@@ -25,12 +48,7 @@ async fn timed<T>(
     let started = Instant::now();
     let result = call.await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics::histogram!(
-        "birthday_store_operation_duration_seconds",
-        "operation" => operation,
-        "outcome" => outcome
-    )
-    .record(started.elapsed().as_secs_f64());
+    histogram(operation, outcome).record(started.elapsed().as_secs_f64());
     result
 }
 
