@@ -116,6 +116,42 @@ fn sigterm_stops_cleanly_and_keeps_the_data() {
 }
 
 #[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(&data_dir(dir.path()));
+    let body = br#"{"dateOfBirth": "2000-01-01"}"#;
+    let mut connection = std::net::TcpStream::connect(service.public).unwrap();
+    connection
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "PUT /hello/alice HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    connection.write_all(head.as_bytes()).unwrap();
+    connection.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The request is being read when the signal arrives ...
+    service.send_sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    connection.write_all(&body[10..]).unwrap();
+
+    // ... and is still answered, and stored, before the process exits.
+    let mut answer = String::new();
+    connection.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    assert_eq!(service.terminate(), Some(0), "{}", service.log());
+
+    let restarted = Service::start(&data_dir(dir.path()));
+    let get = reqwest::blocking::get(restarted.url("/hello/alice")).unwrap();
+    assert_eq!(get.status(), 200);
+}
+
+#[test]
 fn dates_of_birth_and_tokens_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let token = "tok-very-secret-123";

@@ -121,10 +121,15 @@ impl Service {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then the exit code once the process is gone.
-    pub fn terminate(&mut self) -> Option<i32> {
+    /// Sends SIGTERM and returns at once.
+    pub fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+
+    /// SIGTERM, then the exit code once the process is gone.
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.send_sigterm();
         self.child.wait().ok().and_then(|status| status.code())
     }
 
