@@ -85,6 +85,10 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// How much longer than the configured timeout a caller waits, so that the
+/// server's own timeouts (which add up to the configured one) fire first.
+const CALLER_GRACE: Duration = Duration::from_millis(100);
+
 pub struct PostgresStore {
     pool: PgPool,
     timeout: Duration,
@@ -104,11 +108,15 @@ impl PostgresStore {
             .await
             .with_context(|| format!("cannot prepare the PostgreSQL database {url}"))?;
         // The server gives up too, so a call that answered 503 (say, stuck
-        // behind a lock) is not applied later behind the caller's back.
-        let statement_timeout = format!("{}ms", timeout.as_millis());
+        // behind a lock) is not applied later behind the caller's back. For
+        // that the server must give up first: waiting for a connection and
+        // running the statement get half the budget each, and the caller
+        // waits a little longer than the whole budget (`bounded`).
+        let half = timeout / 2;
+        let statement_timeout = format!("{}ms", half.as_millis().max(1));
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
-            .acquire_timeout(timeout)
+            .acquire_timeout(half)
             .connect_lazy_with(options.options([("statement_timeout", statement_timeout)]));
         Ok(Self { pool, timeout })
     }
@@ -118,7 +126,7 @@ impl PostgresStore {
         &self,
         call: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        match tokio::time::timeout(self.timeout + CALLER_GRACE, call).await {
             Ok(outcome) => outcome.map_err(store_error),
             Err(_) => Err(self.timed_out()),
         }
