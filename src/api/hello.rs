@@ -13,7 +13,7 @@ use super::{
     problem::{ApiProblem, Problem, ProblemStatuses, ValidationErrors},
 };
 use crate::{
-    domain::{DateOfBirth, Greeting, Username, days_until_next_birthday},
+    domain::{DateOfBirth, Greeting, Username, UsernameError, days_until_next_birthday},
     store::StoreError,
 };
 
@@ -194,10 +194,14 @@ fn choose_date_text(query: Option<&str>, body: BodyDate) -> Result<String, Strin
 fn parse_username(raw: &str) -> Result<Username, Problem> {
     Username::parse(raw).map_err(|err| {
         Problem::invalid(ValidationErrors {
-            invalid_username: Some(format!("{USERNAME_RULE} ({err})")),
+            invalid_username: Some(username_rule_broken(err)),
             invalid_date: None,
         })
     })
+}
+
+fn username_rule_broken(err: UsernameError) -> String {
+    format!("{USERNAME_RULE} ({err})")
 }
 
 /// Parses both inputs and reports every broken rule at once.
@@ -212,7 +216,7 @@ fn parse_birthday(
     match (username, date_of_birth) {
         (Ok(username), Ok(date_of_birth)) => Ok((username, date_of_birth)),
         (username, date_of_birth) => Err(Problem::invalid(ValidationErrors {
-            invalid_username: username.err().map(|err| format!("{USERNAME_RULE} ({err})")),
+            invalid_username: username.err().map(username_rule_broken),
             invalid_date: date_of_birth
                 .err()
                 .map(|reason| format!("{DATE_RULE} ({reason})")),
