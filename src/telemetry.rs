@@ -4,30 +4,54 @@
 //! status, latency and request id. Never the path, the query string, a
 //! header or a body, so dates of birth and tokens cannot reach a log line.
 
-use std::{io::IsTerminal, sync::Arc, time::Instant};
+use std::{
+    io::{BufWriter, IsTerminal},
+    sync::Arc,
+    time::Instant,
+};
 
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, http::HeaderValue};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::{config::LogFormat, ops::metrics::record_request};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// Keeps the log-writer thread running; dropping it writes out every line
+/// still queued, so hold it until the process is about to exit.
+#[must_use = "log lines still queued are lost unless the guard lives until exit"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
 /// Installs the global subscriber; logs go to stderr (stdout carries
 /// `export` and `spec` output). The level comes from `RUST_LOG` (default
 /// `info`). Calling it again is harmless.
-pub fn init(format: LogFormat) {
+///
+/// Requests format their line themselves but never wait for `write(2)`: a
+/// writer thread takes the lines through a queue and writes whatever has
+/// piled up with one system call. The queue blocks when full (128 000 lines)
+/// rather than drop lines.
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(BufWriter::new(std::io::stderr()));
     let builder = fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    // Already installed (tests build several applications): keep the first.
-    drop(installed);
+    // Already installed (tests build several applications): keep the first,
+    // and let this writer thread end.
+    LogGuard {
+        _writer: installed.is_ok().then_some(guard),
+    }
 }
 
 /// Wraps `endpoint` so each request is timed, counted, logged once and
