@@ -9,12 +9,6 @@ use birthday_api::{
 };
 use clap::{Parser, error::ErrorKind};
 
-/// mimalloc instead of the C library's allocator: a GET costs ~10 % and a
-/// durable PUT ~23 % less CPU with glibc (docs/benchmarks.md), and the
-/// container image links musl, whose allocator is slower still.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit code for bad flags, bad configuration, or a store that cannot be
 /// opened (such as a data directory another process holds).
 const EXIT_USAGE: u8 = 2;

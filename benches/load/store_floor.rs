@@ -43,11 +43,6 @@ use chrono::NaiveDate;
 use clap::{Parser, ValueEnum};
 use tokio::task::JoinSet;
 
-/// The service's allocator (src/main.rs), so sled costs here what it costs
-/// in the service.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Users `bench_username` can name: five base-26 letters.
 const MAX_USERS: u64 = 26 * 26 * 26 * 26 * 26;
 const WARM_UP: Duration = Duration::from_secs(1);
