@@ -34,6 +34,7 @@ Configuration (environment):
   BENCH_SKIP_BUILD=1     use the binaries already in target/release
   BENCH_SOURCE           checkout to build and measure (default: this one)
   BENCH_REUSE_DATA=1     keep an existing preloaded sled dir of the same size
+  BENCH_RENDER=FILE      only rewrite the report from a saved results-*.json
 """
 
 from __future__ import annotations
@@ -690,13 +691,17 @@ def floor_targets(results) -> list[tuple[str, str, str, str]]:
         return "" if busy is None else f" (CPU model; baseline's core {busy * 100:.0f} % busy)"
 
     base_get = cpu_per_req(results, "baseline-memory", "GET", c)
+    # A durable PUT on sled replaces the baseline's own file and fdatasync with
+    # sled's, so the HTTP part of the bound is the baseline's PUT without
+    # durability (memory mode), compared with the baseline's group commit.
+    base_put_http = cpu_per_req(results, "baseline-memory", "PUT", c)
     base_put = cpu_per_req(results, "baseline-group", "PUT", c)
     get_model, put_model = model("baseline-memory", "GET"), model("baseline-group", "PUT")
     sled_get, small_get = floor_cpu(results, "sled", "get"), floor_cpu(results, "sled-small", "get")
     sled_put, small_put = floor_cpu(results, "sled", "put"), floor_cpu(results, "sled-small", "put")
     rs = combine(lambda b, s: b / (b + s), base_get, sled_get)
     row(f"GET c={c}, {n:,} users: req/s vs baseline{get_model}", rs, "≥ 0.90×", lambda x: x >= 0.9)
-    rs = combine(lambda b, s: b / (b + s), base_put, sled_put)
+    rs = combine(lambda group, http, s: group / (http + s), base_put, base_put_http, sled_put)
     row(f"durable PUT c={c}: req/s vs baseline group commit{put_model}", rs, "≥ 0.80×", lambda x: x >= 0.8)
     # Throughput, not CPU: a service cannot PUT faster than sled alone commits.
     rs = combine(
@@ -707,7 +712,7 @@ def floor_targets(results) -> list[tuple[str, str, str, str]]:
     row(f"durable PUT c={c}: sled alone ops/s vs baseline group req/s", rs, "≥ 0.80×", lambda x: x >= 0.8)
     rs = combine(lambda b, small, large: (b + small) / (b + large), base_get, small_get, sled_get)
     row(f"GET c={c}: req/s with {n:,} vs {SMALL_USERS:,} users{get_model}", rs, "0.90–1.10×", lambda x: 0.9 <= x <= 1.1)
-    rs = combine(lambda b, small, large: (b + small) / (b + large), base_put, small_put, sled_put)
+    rs = combine(lambda b, small, large: (b + small) / (b + large), base_put_http, small_put, sled_put)
     row(f"PUT c={c}: req/s with {n:,} vs {SMALL_USERS:,} users{put_model}", rs, "0.90–1.10×", lambda x: 0.9 <= x <= 1.1)
     rs = list(floor_rss_mib(results, "sled").values())
     row(f"RSS after the run, {n:,} users (MiB): sled alone", rs, "≤ 64", lambda x: x <= 64, "{:.1f}", "")
@@ -802,10 +807,11 @@ def render_floor(results) -> list[str]:
     lines.append("#### Best ratio any service on sled could reach")
     lines.append("")
     lines.append(
-        "Per round, as if everything but sled cost what the baseline costs per request (baseline-memory for GET, "
-        "baseline-group for PUT, both at the highest concurrency) and the server core were the bottleneck: "
-        "baseline CPU / (baseline CPU + sled CPU per operation), and for 1M vs 1k users "
-        "(baseline + sled at 1k) / (baseline + sled at 1M). That model holds only as far as the baseline's core "
+        "Per round, as if everything but sled cost what the baseline costs per request (at the highest "
+        "concurrency) and the server core were the bottleneck. GET: baseline-memory CPU / (baseline-memory CPU + "
+        "sled GET CPU). Durable PUT: a service on sled swaps the baseline's file and fdatasync for sled's, so "
+        "baseline-group CPU / (baseline-memory PUT CPU + sled PUT CPU). 1M vs 1k users: (baseline + sled at 1k) / "
+        "(baseline + sled at 1M), with the same baselines. That model holds only as far as the baseline's core "
         "was the bottleneck (its busy share is in the row); a durable PUT mostly waits for the disk, so it also has "
         "a bound without a CPU model: no service can commit faster than sled alone does at the same concurrency. "
         "RSS: sled alone, the larger of its GET and PUT runs."
@@ -877,7 +883,19 @@ def raise_priority() -> None:
         log(f"could not set the autogroup priority ({err}); results will be noisier")
 
 
+def render_saved(path: str) -> None:
+    """BENCH_RENDER: write the report again from a saved results file (after
+    a change to the report itself), with the BENCH_* settings of that run."""
+    results = json.loads(Path(path).read_text())
+    write_report(results)
+    for row in targets(results) + floor_targets(results):
+        log(" | ".join(row))
+
+
 def main() -> None:
+    if os.environ.get("BENCH_RENDER"):
+        render_saved(os.environ["BENCH_RENDER"])
+        return
     ensure_wrk()
     build()
     WORK.mkdir(parents=True, exist_ok=True)
