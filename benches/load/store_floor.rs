@@ -376,21 +376,7 @@ fn process_cpu_seconds() -> anyhow::Result<f64> {
             .context("unexpected /proc/self/stat format")
     };
     // utime and stime are fields 14 and 15 of proc(5), 11 and 12 after the name.
-    Ok((ticks(11)? + ticks(12)?) as f64 / clock_ticks_per_second() as f64)
-}
-
-/// `sysconf(_SC_CLK_TCK)`, read from the auxiliary vector the kernel gave the
-/// process (`AT_CLKTCK`); 100 on every common Linux platform.
-fn clock_ticks_per_second() -> u64 {
-    const AT_CLKTCK: u64 = 17;
-    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
-    auxv.chunks_exact(16)
-        .map(|pair| {
-            let word = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().expect("8 bytes"));
-            (word(&pair[..8]), word(&pair[8..]))
-        })
-        .find(|&(key, value)| key == AT_CLKTCK && value > 0)
-        .map_or(100, |(_, value)| value)
+    Ok((ticks(11)? + ticks(12)?) as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
 struct Memory {
