@@ -539,6 +539,11 @@ def targets(results) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def table(header: str, alignment: str, rows) -> list[str]:
+    """A Markdown table of rows of ready-made cells."""
+    return [header, alignment, *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def render(results) -> str:
     m = results["machine"]
     lines = [BEGIN, ""]
@@ -559,10 +564,7 @@ def render(results) -> str:
     lines.append("")
     lines.append("#### Targets")
     lines.append("")
-    lines.append("| Target | Measured | Goal | Result |")
-    lines.append("| --- | --- | --- | --- |")
-    for row in targets(results):
-        lines.append("| " + " | ".join(row) + " |")
+    lines += table("| Target | Measured | Goal | Result |", "| --- | --- | --- | --- |", targets(results))
     lines.append("")
     lines.append("#### Throughput and latency")
     lines.append("")
@@ -799,10 +801,11 @@ def render_floor(results) -> list[str]:
     lines.append("")
     lines.append("Where a request's server CPU time and the memory go (server CPU over the whole wrk run / requests):")
     lines.append("")
-    lines.append("| Measure | service | sled alone | service − sled alone | baseline | baseline run |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | --- |")
-    for row in breakdown(results):
-        lines.append("| " + " | ".join(row) + " |")
+    lines += table(
+        "| Measure | service | sled alone | service − sled alone | baseline | baseline run |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        breakdown(results),
+    )
     lines.append("")
     lines.append("#### Best ratio any service on sled could reach")
     lines.append("")
@@ -817,10 +820,7 @@ def render_floor(results) -> list[str]:
         "RSS: sled alone, the larger of its GET and PUT runs."
     )
     lines.append("")
-    lines.append("| Target | Goal | Floor | Reachable with sled? |")
-    lines.append("| --- | --- | --- | --- |")
-    for row in floor_targets(results):
-        lines.append("| " + " | ".join(row) + " |")
+    lines += table("| Target | Goal | Floor | Reachable with sled? |", "| --- | --- | --- | --- |", floor_targets(results))
     lines.append("")
     return lines
 
@@ -883,13 +883,19 @@ def raise_priority() -> None:
         log(f"could not set the autogroup priority ({err}); results will be noisier")
 
 
+def report(results) -> None:
+    """Writes the Markdown report and logs the targets and the floor."""
+    write_report(results)
+    for row in targets(results):
+        log(" | ".join(row))
+    for row in floor_targets(results):
+        log("sled floor: " + " | ".join(row))
+
+
 def render_saved(path: str) -> None:
     """BENCH_RENDER: write the report again from a saved results file (after
     a change to the report itself), with the BENCH_* settings of that run."""
-    results = json.loads(Path(path).read_text())
-    write_report(results)
-    for row in targets(results) + floor_targets(results):
-        log(" | ".join(row))
+    report(json.loads(Path(path).read_text()))
 
 
 def main() -> None:
@@ -971,11 +977,7 @@ def main() -> None:
     raw = WORK / f"results-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     raw.write_text(json.dumps(results, indent=1))
     log(f"raw results: {raw}")
-    write_report(results)
-    for row in targets(results):
-        log(" | ".join(row))
-    for row in floor_targets(results):
-        log("sled floor: " + " | ".join(row))
+    report(results)
 
 
 if __name__ == "__main__":
