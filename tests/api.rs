@@ -561,14 +561,7 @@ async fn operations_port_serves_health_readiness_and_metrics() {
             .status(),
         200
     );
-    let metrics = client
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for needle in [
         "http_requests_total{method=\"PUT\",route=\"/hello/{username}\",status=\"204\"}",
         "http_request_duration_seconds_bucket{method=\"GET\",route=\"/hello/{username}\",status=\"200\"",
@@ -602,15 +595,7 @@ async fn unknown_methods_share_one_metric_label() {
         .await
         .unwrap();
     assert_problem(response, 405).await;
-    let metrics = app
-        .client
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(!metrics.contains("FROBNICATE"), "{metrics}");
     assert!(
         metrics.contains(

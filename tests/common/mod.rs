@@ -141,6 +141,18 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The Prometheus text of the operations port's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// The greeting message for `username`, asserting a 200 JSON answer.
     pub async fn greeting(&self, username: &str) -> String {
         let response = self.get(&format!("/hello/{username}")).await;
