@@ -43,6 +43,9 @@ use chrono::NaiveDate;
 use clap::{Parser, ValueEnum};
 use tokio::task::JoinSet;
 
+#[path = "../baseline/src/bench_users.rs"]
+mod bench_users;
+
 /// Users `bench_username` can name: five base-26 letters.
 const MAX_USERS: u64 = 26 * 26 * 26 * 26 * 26;
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -309,16 +312,9 @@ impl Sample {
     }
 }
 
-/// The benchmark's user `i`, exactly as `bench_username` in bench.py:
-/// `user` followed by `i` in base 26 as five letters (`useraaaaa`, ...).
-fn bench_username(mut i: u64) -> Username {
-    let mut name = *b"useraaaaa";
-    for slot in name[4..].iter_mut().rev() {
-        *slot = b'a' + (i % 26) as u8;
-        i /= 26;
-    }
-    let name = std::str::from_utf8(&name).expect("ASCII letters");
-    Username::parse(name).expect("a benchmark username is valid")
+/// The benchmark's user `i`, as bench.py and the baseline name it.
+fn bench_username(i: u64) -> Username {
+    Username::parse(&bench_users::bench_username(i)).expect("a benchmark username is valid")
 }
 
 /// A date like the load benchmark's PUT bodies: 1950–2005, day 1–28.

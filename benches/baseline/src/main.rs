@@ -32,21 +32,8 @@ use poem::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-/// The benchmark's user `i`: `user` followed by `i` in base 26 as five letters
-/// (`useraaaaa`, `useraaaab`, ...). The load scripts and the preload of the
-/// service use the same scheme, so the same keys are looked up everywhere.
-pub fn bench_username(i: u64) -> String {
-    let mut letters = [b'a'; 5];
-    let mut n = i;
-    for slot in letters.iter_mut().rev() {
-        *slot = b'a' + (n % 26) as u8;
-        n /= 26;
-    }
-    let mut name = String::with_capacity(9);
-    name.push_str("user");
-    name.push_str(std::str::from_utf8(&letters).expect("ascii letters"));
-    name
-}
+mod bench_users;
+use bench_users::bench_username;
 
 /// The benchmark's date of birth for user `i`: spread over ~55 years from 1950.
 pub fn bench_date_of_birth(i: u64) -> NaiveDate {
