@@ -9,9 +9,9 @@
 //!   cannot hold a connection), and caps the request line and the head size.
 //!   It answers those cases itself (503, 408, 414, 431), because hyper never
 //!   sees a request it could route.
-//! - [`guard_requests`] works on parsed requests: URI and header size limits
-//!   again (HTTP/2 requests never pass the byte-stream checks), a body read
-//!   timeout, and a per-request timeout around the handlers.
+//! - [`admit`] and [`answer_within`] work on parsed requests: URI and header
+//!   size limits again (HTTP/2 requests never pass the byte-stream checks), a
+//!   body read timeout, and a per-request timeout around the handlers.
 //!
 //! Every refusal is a problem document, like every other error.
 
@@ -24,7 +24,7 @@ use std::{
 };
 
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response,
+    IntoResponse, Request, Response,
     error::ReadBodyError,
     http::{Method, StatusCode, header},
     listener::Acceptor,
@@ -252,7 +252,7 @@ enum Phase {
     /// Waiting for a request head to complete; the deadline runs.
     AwaitingHead,
     /// A head is complete: the body and the handler have their own timeouts
-    /// ([`guard_requests`]).
+    /// ([`admit`], [`answer_within`]).
     InRequest,
     /// HTTP/2 with prior knowledge: binary frames, which the byte scan must
     /// not interpret; hyper's HTTP/2 limits apply instead.
@@ -516,66 +516,67 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 }
 
-/// The request-level limits: URI and header size (for HTTP/2, which the
-/// byte-stream checks do not see), the body read timeout and the
-/// per-request timeout.
+/// The request-level limits before a handler runs: URI and header size (for
+/// HTTP/2, which the byte-stream checks do not see) and the body read
+/// timeout. On success the body is in memory.
+pub async fn admit(request: &mut Request, limits: &Limits) -> Result<(), Problem> {
+    if let Some(problem) = oversized_head(request) {
+        return Err(problem);
+    }
+    buffer_body(request, limits.body_read_timeout).await
+}
+
+/// Runs a handler under the per-request timeout. `Err` is the answer the
+/// handler did not get to give: a 503 when it timed out, a 500 if it
+/// panicked.
 ///
-/// A timed-out request is answered 503. For GET the handler is dropped. For
-/// PUT and DELETE the handler keeps running to its end in the background:
-/// dropping it could abandon a write that sled already holds in memory, and
-/// a later flush would make it durable after the client was told it failed.
-/// So a 503 on a write means "outcome unknown": the write may still land.
-/// Both are idempotent, so the client repeats them; a 204 still always means
-/// the record is on disk.
-pub fn guard_requests<E>(endpoint: E, limits: Limits) -> impl Endpoint<Output = Response>
+/// For GET the handler is dropped at the timeout. For PUT and DELETE it
+/// keeps running to its end in the background: dropping it could abandon a
+/// write that sled already holds in memory, and a later flush would make it
+/// durable after the client was told it failed. So a 503 on a write means
+/// "outcome unknown": the write may still land. Both are idempotent, so the
+/// client repeats them; a 204 still always means the record is on disk.
+pub async fn answer_within<F, T>(
+    limits: &Limits,
+    method: &Method,
+    handler: F,
+) -> Result<T, Response>
 where
-    E: Endpoint<Output = Response> + 'static,
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
-    endpoint.around(move |endpoint, mut request| async move {
-        if let Some(problem) = oversized_head(&request) {
-            return Ok(problem.into_response());
-        }
-        if let Err(problem) = buffer_body(&mut request, limits.body_read_timeout).await {
-            return Ok(problem.into_response());
-        }
-        let method = request.method().clone();
-        let call = async move { endpoint.call(request).await };
-        let outcome = if method == Method::GET || method == Method::HEAD {
-            tokio::time::timeout(limits.request_timeout, call).await
-        } else {
-            let mut running = tokio::spawn(call);
-            match tokio::time::timeout(limits.request_timeout, &mut running).await {
-                Ok(Ok(answered)) => Ok(answered),
-                Ok(Err(panicked)) => {
-                    tracing::error!(error = %panicked, "request handler failed");
-                    return Ok(Problem::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "the server could not answer this request",
-                    )
-                    .into_response());
-                }
-                Err(elapsed) => Err(elapsed),
-            }
-        };
-        match outcome {
-            Ok(answered) => answered,
-            Err(_) => {
-                metrics::counter!("birthday_requests_timed_out_total").increment(1);
-                let mut response = Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "the request did not finish within {} seconds; a PUT or DELETE may \
-                         still take effect, and repeating it is safe",
-                        limits.request_timeout.as_secs_f64()
-                    ),
+    let outcome = if method == Method::GET || method == Method::HEAD {
+        tokio::time::timeout(limits.request_timeout, handler).await
+    } else {
+        let mut running = tokio::spawn(handler);
+        match tokio::time::timeout(limits.request_timeout, &mut running).await {
+            Ok(Ok(answered)) => Ok(answered),
+            Ok(Err(panicked)) => {
+                tracing::error!(error = %panicked, "request handler failed");
+                return Err(Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the server could not answer this request",
                 )
-                .into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-                Ok(response)
+                .into_response());
             }
+            Err(elapsed) => Err(elapsed),
         }
+    };
+    outcome.map_err(|_| {
+        metrics::counter!("birthday_requests_timed_out_total").increment(1);
+        let mut response = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request did not finish within {} seconds; a PUT or DELETE may \
+                 still take effect, and repeating it is safe",
+                limits.request_timeout.as_secs_f64()
+            ),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
     })
 }
 
@@ -617,8 +618,10 @@ async fn buffer_body(request: &mut Request, timeout: Duration) -> Result<(), Pro
         Some(0) | None if !chunked => return Ok(()),
         _ => {}
     }
-    let body = request.take_body();
-    match tokio::time::timeout(timeout, body.into_bytes_limit(MAX_BODY_BYTES)).await {
+    // Boxed because poem's body-reading future is 4 KiB: inline, every
+    // request's future (GETs too) would carry it, and be copied with it.
+    let read = Box::pin(request.take_body().into_bytes_limit(MAX_BODY_BYTES));
+    match tokio::time::timeout(timeout, read).await {
         Ok(Ok(bytes)) => {
             request.set_body(bytes);
             Ok(())

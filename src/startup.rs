@@ -9,7 +9,7 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     api::{self, AppState},
     config::Settings,
-    net::{self, GuardedAcceptor, Limits},
+    net::{GuardedAcceptor, Limits},
     ops,
     store::{self, Store, metered::MeteredStore},
     telemetry,
@@ -84,10 +84,7 @@ impl Application {
         ))
         .name("public")
         .run_with_graceful_shutdown(
-            telemetry::observe_requests(
-                net::guard_requests(api::public_routes(self.state), limits),
-                api::route_template,
-            ),
+            api::public_endpoint(self.state, limits),
             when_stopped(stopped.clone()),
             Some(self.shutdown_timeout),
         );

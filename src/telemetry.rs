@@ -10,7 +10,10 @@ use std::{
     time::Instant,
 };
 
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, http::HeaderValue};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response,
+    http::{HeaderValue, Method},
+};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -64,36 +67,58 @@ where
     E: Endpoint + 'static,
 {
     endpoint.around(move |endpoint: Arc<E>, request: Request| async move {
-        let started = Instant::now();
-        let request_id = request
-            .header(REQUEST_ID_HEADER)
-            .filter(|id| is_sane_request_id(id))
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let method = request.method().clone();
-        let route = route_of(request.uri().path());
-
-        let mut response = match endpoint.call(request).await {
+        let observation = RequestObservation::start(&request, route_of);
+        let response = match endpoint.call(request).await {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
         };
+        Ok(observation.finish(response))
+    })
+}
 
-        let latency = started.elapsed();
+/// One request's telemetry, from the moment it is routed to its answer.
+///
+/// The public port uses it inside its single request layer
+/// ([`crate::api::public_endpoint`]) rather than as a layer of its own.
+pub struct RequestObservation {
+    started: Instant,
+    request_id: String,
+    method: Method,
+    route: &'static str,
+}
+
+impl RequestObservation {
+    pub fn start(request: &Request, route_of: fn(&str) -> &'static str) -> Self {
+        Self {
+            started: Instant::now(),
+            request_id: request
+                .header(REQUEST_ID_HEADER)
+                .filter(|id| is_sane_request_id(id))
+                .map(str::to_owned)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            method: request.method().clone(),
+            route: route_of(request.uri().path()),
+        }
+    }
+
+    /// Counts and logs the request, and names it in the response.
+    pub fn finish(self, mut response: Response) -> Response {
+        let latency = self.started.elapsed();
         let status = response.status().as_u16();
-        record_request(method.as_str(), route, status, latency);
+        record_request(self.method.as_str(), self.route, status, latency);
         tracing::info!(
-            method = %method,
-            route,
+            method = %self.method,
+            route = self.route,
             status,
             latency_ms = latency.as_secs_f64() * 1000.0,
-            request_id = %request_id,
+            request_id = %self.request_id,
             "request"
         );
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
+        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
-        Ok(response)
-    })
+        response
+    }
 }
 
 fn is_sane_request_id(id: &str) -> bool {

@@ -27,7 +27,7 @@ use birthday_api::{
     api::{self, AppState},
     config::Clock,
     domain::{DateOfBirth, Username},
-    net::{self, GuardedAcceptor, Limits},
+    net::{GuardedAcceptor, Limits},
     store::{Record, Store, StoreError, sled_store::SledStore, space_guard::MIN_FREE_BYTES},
 };
 use chrono::NaiveDate;
@@ -132,7 +132,7 @@ async fn with_injected_disk_full_writes_get_503_reads_work_and_writes_resume() {
             TcpAcceptor::from_tokio(listener).unwrap(),
             limits,
         ))
-        .run(net::guard_requests(api::public_routes(state), limits)),
+        .run(api::public_endpoint(state, limits)),
     );
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();

@@ -17,7 +17,7 @@ use birthday_api::{
     api::{self, AppState},
     config::Clock,
     domain::{DateOfBirth, Username},
-    net::{self, GuardedAcceptor, Limits, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES},
+    net::{GuardedAcceptor, Limits, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES},
     store::{Record, Store, StoreError, sled_store::SledStore},
 };
 use chrono::NaiveDate;
@@ -97,10 +97,7 @@ async fn serve(limits: Limits, store_delay: Duration) -> Service {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = GuardedAcceptor::new(TcpAcceptor::from_tokio(listener).unwrap(), limits);
-    tokio::spawn(
-        Server::new_with_acceptor(acceptor)
-            .run(net::guard_requests(api::public_routes(state), limits)),
-    );
+    tokio::spawn(Server::new_with_acceptor(acceptor).run(api::public_endpoint(state, limits)));
     Service { addr, _dir: dir }
 }
 

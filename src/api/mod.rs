@@ -23,11 +23,16 @@ use poem_openapi::{
 
 use self::{
     auth::WriteToken,
-    extract::{DateText, MAX_BODY_BYTES, payload_too_large},
+    extract::{DateText, payload_too_large},
     hello::HelloApi,
     problem::Problem,
 };
-use crate::{config::Clock, store::Store};
+use crate::{
+    config::Clock,
+    net::{self, Limits},
+    store::Store,
+    telemetry::RequestObservation,
+};
 
 /// What the handlers share.
 pub struct AppState {
@@ -100,8 +105,15 @@ pub fn spec_yaml() -> String {
     openapi_service().spec_yaml()
 }
 
-/// Everything served on the public port.
-pub fn public_routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+/// Everything served on the public port, behind one request layer: the
+/// request-level limits, the request's telemetry and the mapping of every
+/// error to a problem document.
+///
+/// One layer rather than one per concern: each poem layer keeps the request
+/// and the next layer's future in its own, and poem copies the whole future
+/// into a box per request, so every layer and every large inline future is
+/// paid in `memcpy` (see docs/benchmarks.md).
+pub fn public_endpoint(state: Arc<AppState>, limits: Limits) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let swagger_ui = Html(api.swagger_ui_html());
     Route::new()
@@ -110,37 +122,49 @@ pub fn public_routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/openapi.yaml", get(api.spec_endpoint_yaml()))
         .nest("/", api)
         .data(state)
-        .around(
-            |endpoint, request| async move { Ok(answer_with_problems(endpoint, request).await) },
-        )
+        .around(move |routes, request| serve_request(routes, request, limits))
 }
 
-/// Calls the routes and turns every error, whoever raised it, into a problem
-/// document.
-async fn answer_with_problems<E: Endpoint>(endpoint: Arc<E>, request: Request) -> Response {
-    let declared_length = request
-        .header(header::CONTENT_LENGTH)
-        .and_then(|length| length.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return payload_too_large().into_response();
-    }
-    let allowed = allowed_methods(request.uri().path());
-    let method = request.method().clone();
-    match endpoint.call(request).await {
-        Ok(output) => output.into_response(),
-        Err(err) => {
-            let problem = problem_for(&err, &method);
-            let mut response = problem.into_response();
-            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-                if let Some(allowed) = allowed {
-                    response
-                        .headers_mut()
-                        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
-                }
+async fn serve_request<E>(
+    routes: Arc<E>,
+    mut request: Request,
+    limits: Limits,
+) -> poem::Result<Response>
+where
+    E: Endpoint<Output = Response> + 'static,
+{
+    let observation = RequestObservation::start(&request, route_template);
+    let response = match net::admit(&mut request, &limits).await {
+        Err(problem) => problem.into_response(),
+        Ok(()) => {
+            let method = request.method().clone();
+            let allowed = allowed_methods(request.uri().path());
+            // Boxed: moving the handler's future (the request and poem's
+            // routing state, some KiB) into the timeout or a task would
+            // otherwise copy it, and keep it twice in this future.
+            let handler = Box::pin(async move { routes.call(request).await });
+            match net::answer_within(&limits, &method, handler).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => problem_response(&err, &method, allowed),
+                Err(refusal) => refusal,
             }
+        }
+    };
+    Ok(observation.finish(response))
+}
+
+/// The problem document for an error, whoever raised it, with the `Allow`
+/// header on a 405.
+fn problem_response(err: &poem::Error, method: &Method, allowed: Option<&'static str>) -> Response {
+    let mut response = problem_for(err, method).into_response();
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allowed) = allowed {
             response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
         }
     }
+    response
 }
 
 fn problem_for(err: &poem::Error, method: &Method) -> Problem {
