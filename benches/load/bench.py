@@ -94,6 +94,7 @@ RELEASE = Path(env("CARGO_TARGET_DIR", str(SOURCE / "target"))).resolve() / "rel
 SERVICE_BIN = RELEASE / "birthday-api"
 BASELINE_BIN = RELEASE / "birthday-baseline"
 FLOOR_BIN = RELEASE / "examples" / "store-floor"
+BARE_SLED_BIN = RELEASE / "examples" / "bare-sled"
 PUBLIC = ("127.0.0.1", 18080)
 ADMIN = ("127.0.0.1", 19090)
 BASE = ("127.0.0.1", 18081)
@@ -282,9 +283,9 @@ def run_wrk(server: Server, op: str, conns: int, duration: int, record: bool = T
 
 
 def sled_dir(sc: dict) -> Path | None:
-    """The data directory of a service scenario on sled, else None."""
+    """The data directory of a scenario on sled (the service's or bare-sled's), else None."""
     cmd = sc["cmd"]
-    if sc["kind"] != "service" or "--data-dir" not in cmd:
+    if "--data-dir" not in cmd:
         return None
     return Path(cmd[cmd.index("--data-dir") + 1])
 
@@ -375,11 +376,24 @@ def scenarios(with_pg: bool) -> list[dict]:
             "cmd": [svc, "serve", *srv, *store_args, *SERVICE_ARGS],
         }
 
+    bare_sled = {
+        "name": "bare-sled",
+        "kind": "bare-sled",
+        "users": USERS,
+        "ops": ["GET", "PUT"],
+        "ports": [BASE],
+        "ready": (BASE, "/readyz"),
+        "cmd": [
+            str(BARE_SLED_BIN), "--listen", f"{BASE[0]}:{BASE[1]}", "--data-dir", str(WORK / f"sled-{USERS}"),
+            *service_cache_mb(),
+        ],
+    }  # fmt: skip
     out = [
         baseline("baseline-memory", "memory", USERS, ["GET", "PUT"]),
         baseline("baseline-fsync", "fsync", USERS, ["PUT"]),
         baseline("baseline-group", "group", USERS, ["PUT"]),
         service("sled", USERS, ["--data-dir", str(WORK / f"sled-{USERS}")]),
+        bare_sled,
         service("sled-small", SMALL_USERS, ["--data-dir", str(WORK / f"sled-{SMALL_USERS}")]),
         baseline("baseline-memory-small", "memory", SMALL_USERS, ["GET"]),
     ]
@@ -387,7 +401,19 @@ def scenarios(with_pg: bool) -> list[dict]:
         out.append(service("postgres", USERS, ["--database-url", DATABASE_URL]))
     if SERVERS_FILTER:
         out = [s for s in out if s["name"] in SERVERS_FILTER]
+    assign_floors(out)
     return out
+
+
+def assign_floors(scs: list[dict]) -> None:
+    """store-floor measures each sled directory after the last server that
+    uses it in a round (bare-sled shares the service's), so that its last
+    open, a GET run, leaves a fresh snapshot for the next round's service.
+    Its results belong to the service scenario of that directory."""
+    owner = {sled_dir(sc): sc["name"] for sc in scs if sc["kind"] == "service" and sled_dir(sc)}
+    last = {sled_dir(sc): sc for sc in scs if sled_dir(sc) in owner}
+    for directory, sc in last.items():
+        sc["floor_store"] = owner[directory]
 
 
 def preload(scs: list[dict]) -> dict:
@@ -594,7 +620,7 @@ def render(results) -> str:
     lines.append("| Server | Op | c | req/s ratio | p99 ratio | reference |")
     lines.append("| --- | --- | ---: | ---: | ---: | --- |")
     for sc in results["scenarios"]:
-        if sc["kind"] != "service":
+        if sc["kind"] not in ("service", "bare-sled"):
             continue
         for op in sc["ops"]:
             ref = {
@@ -632,12 +658,67 @@ def render(results) -> str:
             f"{spread([x['VmHWM'] / 1024 for x in ms], '{:.1f}')} | {stored} |"
         )
     lines.append("")
+    lines += render_bare_sled(results)
     lines += render_floor(results)
     lines.append(END)
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------- the sled floor
+
+
+def bare_sled_targets(results) -> list[tuple[str, ...]]:
+    """Issue 6's targets for bare-sled (the baseline's bare poem server on the
+    service's sled store) beside the service, and the service against it."""
+    c = max(CONCURRENCY)
+    n = USERS
+    rows = []
+
+    def row(label, reference, goal, ok, key="rps"):
+        op = "GET" if reference == "baseline-memory" else "PUT"
+        bare = paired_ratio(results, "bare-sled", reference, op, c, key=key)
+        service = paired_ratio(results, "sled", reference, op, c, key=key)
+        own = paired_ratio(results, "sled", "bare-sled", op, c, key=key)
+        reachable = "–" if not bare else ("yes" if ok(med(bare)) else "**no**")
+        rows.append((label, goal, ratio_text(bare), ratio_text(service), ratio_text(own), reachable))
+
+    row(f"GET c={c}, {n:,} users: req/s vs baseline", "baseline-memory", "≥ 0.90×", lambda x: x >= 0.9)
+    row(f"GET c={c}, {n:,} users: p99 vs baseline", "baseline-memory", "≤ 2.0×", lambda x: x <= 2.0, "lat_p99_us")
+    row(f"durable PUT c={c}: req/s vs baseline group commit", "baseline-group", "≥ 0.80×", lambda x: x >= 0.8)
+    bare_rss = [m["VmRSS"] / 1024 for m in results["memory"] if m["server"] == "bare-sled"]
+    service_rss = [m["VmRSS"] / 1024 for m in results["memory"] if m["server"] == "sled"]
+    rows.append(
+        (
+            f"RSS after the run, {n:,} users (MiB)",
+            "≤ 64",
+            spread(bare_rss, "{:.1f}"),
+            spread(service_rss, "{:.1f}"),
+            "–",
+            "–" if not bare_rss else ("yes" if med(bare_rss) <= 64 else "**no**"),
+        )
+    )
+    return rows
+
+
+def render_bare_sled(results) -> list[str]:
+    if not points(results, "bare-sled", "GET", max(CONCURRENCY)):
+        return []
+    lines = ["#### Bare poem on sled: the measured floor", ""]
+    lines.append(
+        "`bare-sled` (benches/load/bare_sled.rs) is the baseline's bare poem server with the service's "
+        "`SledStore` instead of a map: same routes, no OpenAPI layer, no request limits, logs or metrics, and a "
+        "PUT answers once its record is durable (sled and the group commit). It runs on the service's data "
+        "directory right after the service, in the same rounds. What it cannot reach, no service on sled 0.34 "
+        "can; the last column is the service's own cost on top of it."
+    )
+    lines.append("")
+    lines += table(
+        "| Target | Goal | bare-sled vs baseline | service vs baseline | service vs bare-sled | Reachable on sled? |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+        bare_sled_targets(results),
+    )
+    lines.append("")
+    return lines
 
 
 def floor_points(results, store, op):
@@ -852,7 +933,7 @@ def build() -> None:
         check=True,
     )
     subprocess.run(
-        ["nice", "cargo", "build", "--release", "-p", "birthday-api", "--example", "store-floor"],
+        ["nice", "cargo", "build", "--release", "-p", "birthday-api", "--example", "store-floor", "--example", "bare-sled"],
         cwd=SOURCE,
         check=True,
     )
@@ -933,7 +1014,7 @@ def main() -> None:
     }
     results["preload"] = preload(scs)
     total = REPEATS * sum(len(sc["ops"]) * len(CONCURRENCY) for sc in scs) * DURATION
-    total += REPEATS * sum(1 for sc in scs if sled_dir(sc)) * len(floor_ops()) * (DURATION + 1)
+    total += REPEATS * sum(1 for sc in scs if sc.get("floor_store")) * len(floor_ops()) * (DURATION + 1)
     log(f"measuring: about {total / 60:.0f} min of load in {REPEATS} rounds")
     for rnd in range(1, REPEATS + 1):
         for sc in scs:
@@ -965,10 +1046,10 @@ def main() -> None:
                 )
             finally:
                 server.stop()
-            if sled_dir(sc) is not None:
+            if sc.get("floor_store"):
                 for op, conns in floor_ops():
                     f = run_floor(sc, op, conns)
-                    f.update(store=sc["name"], round=rnd)
+                    f.update(store=sc["floor_store"], round=rnd)
                     results["floor"].append(f)
                     log(
                         f"  sled alone {op} x{conns}: {f['ops_per_s']:.0f} ops/s, "
