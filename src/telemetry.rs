@@ -67,7 +67,7 @@ where
     E: Endpoint + 'static,
 {
     endpoint.around(move |endpoint: Arc<E>, request: Request| async move {
-        let observation = RequestObservation::start(&request, route_of);
+        let observation = RequestObservation::start(&request, route_of(request.uri().path()));
         let response = match endpoint.call(request).await {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
@@ -88,7 +88,8 @@ pub struct RequestObservation {
 }
 
 impl RequestObservation {
-    pub fn start(request: &Request, route_of: fn(&str) -> &'static str) -> Self {
+    /// `route` names the request's route in metrics and logs.
+    pub fn start(request: &Request, route: &'static str) -> Self {
         Self {
             started: Instant::now(),
             request_id: request
@@ -97,7 +98,7 @@ impl RequestObservation {
                 .map(str::to_owned)
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             method: request.method().clone(),
-            route: route_of(request.uri().path()),
+            route,
         }
     }
 
