@@ -15,7 +15,7 @@ use birthday_api::{
     api::{self, AppState},
     config::Clock,
     domain::{DateOfBirth, Username},
-    net::{self, Limits},
+    net::Limits,
     store::{Record, Store, StoreError},
 };
 use chrono::NaiveDate;
@@ -90,10 +90,7 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         clock: Clock::Fixed(NaiveDate::from_ymd_opt(2024, 2, 29).expect("a date")),
         write_token: None,
     });
-    let routes = Arc::new(net::guard_requests(
-        api::public_routes(state),
-        Limits::default(),
-    ));
+    let routes = Arc::new(api::public_endpoint(state, Limits::default()));
     Harness {
         runtime,
         endpoint: Box::new(move |request| {
