@@ -155,19 +155,10 @@ where
                 // Boxed: moving the handler's future (the request and poem's
                 // routing state, some KiB) into the timeout or a task would
                 // otherwise copy it, and keep it twice in this future.
-                let handler: BoxFuture<'static, poem::Result<Response>> = if route == HELLO_ROUTE {
-                    let hello = Arc::clone(&self.hello);
-                    Box::pin(
-                        async move { hello.call(request).await.map(IntoResponse::into_response) },
-                    )
+                let handler = if route == HELLO_ROUTE {
+                    boxed_call(&self.hello, request)
                 } else {
-                    let documents = Arc::clone(&self.documents);
-                    Box::pin(async move {
-                        documents
-                            .call(request)
-                            .await
-                            .map(IntoResponse::into_response)
-                    })
+                    boxed_call(&self.documents, request)
                 };
                 match net::answer_within(&self.limits, &method, handler).await {
                     Ok(Ok(response)) => response,
@@ -178,6 +169,20 @@ where
         };
         Ok(observation.finish(response))
     }
+}
+
+/// `endpoint`'s answer to `request` as a boxed future that owns both.
+fn boxed_call<E: Endpoint + 'static>(
+    endpoint: &Arc<E>,
+    request: Request,
+) -> BoxFuture<'static, poem::Result<Response>> {
+    let endpoint = Arc::clone(endpoint);
+    Box::pin(async move {
+        endpoint
+            .call(request)
+            .await
+            .map(IntoResponse::into_response)
+    })
 }
 
 /// The problem document for an error, whoever raised it, with the `Allow`
