@@ -27,6 +27,9 @@ use poem::{
 use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{SignalKind, signal};
 
+mod sled_cache_arg;
+use sled_cache_arg::SledCacheArg;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bare-sled",
@@ -38,9 +41,8 @@ struct Args {
     /// sled directory (filled by `birthday-api import`).
     #[arg(long)]
     data_dir: PathBuf,
-    /// sled page cache size in MiB (the service's default).
-    #[arg(long, env = "BIRTHDAY_CACHE_MB", default_value_t = 32)]
-    cache_mb: u64,
+    #[command(flatten)]
+    cache: SledCacheArg,
 }
 
 #[derive(Deserialize)]
@@ -114,7 +116,7 @@ fn status(code: StatusCode) -> poem::Error {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store: SharedStore = Arc::new(SledStore::open(&args.data_dir, args.cache_mb)?);
+    let store: SharedStore = Arc::new(SledStore::open(&args.data_dir, args.cache.cache_mb)?);
     let app = Route::new()
         .at("/hello/:username", get(get_hello).put(put_hello))
         .at("/readyz", get(ready))

@@ -45,6 +45,8 @@ use tokio::task::JoinSet;
 
 #[path = "../baseline/src/bench_users.rs"]
 mod bench_users;
+mod sled_cache_arg;
+use sled_cache_arg::SledCacheArg;
 
 /// Users `bench_username` can name: five base-26 letters.
 const MAX_USERS: u64 = 26 * 26 * 26 * 26 * 26;
@@ -72,10 +74,8 @@ struct Args {
     /// Seconds measured after the 1 s warm-up.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
     seconds: u64,
-    /// sled page cache size in MiB (the service's default).
-    #[arg(long, env = "BIRTHDAY_CACHE_MB", default_value_t = 32,
-          value_parser = clap::value_parser!(u64).range(1..=65536))]
-    cache_mb: u64,
+    #[command(flatten)]
+    cache: SledCacheArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,7 +128,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .context("cannot start the tokio runtime")?;
 
     let opened = Instant::now();
-    let store = Arc::new(SledStore::open(&args.data_dir, args.cache_mb)?);
+    let store = Arc::new(SledStore::open(&args.data_dir, args.cache.cache_mb)?);
     let open_ms = opened.elapsed().as_secs_f64() * 1e3;
 
     let key_us_per_op = key_cost_us(args.users);
