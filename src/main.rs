@@ -65,7 +65,13 @@ async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(args: &ServeArgs) -> ExitCode {
-    let _log_guard = telemetry::init(args.log_format);
+    let _log_guard = match telemetry::init(args.log_format) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("birthday-api: error: cannot start the log writer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let application = match Application::build(Settings::from(args)).await {
         Ok(application) => application,
         Err(err) => {
