@@ -30,6 +30,11 @@ use tokio::signal::unix::{SignalKind, signal};
 mod sled_cache_arg;
 use sled_cache_arg::SledCacheArg;
 
+/// The service's allocator (src/main.rs): sled's cost depends on it, and a
+/// floor measured with another would not bound the service.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bare-sled",

@@ -48,6 +48,11 @@ mod bench_users;
 mod sled_cache_arg;
 use sled_cache_arg::SledCacheArg;
 
+/// The service's allocator (src/main.rs): sled's cost depends on it, and a
+/// floor measured with another would not bound the service.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Users `bench_username` can name: five base-26 letters.
 const MAX_USERS: u64 = 26 * 26 * 26 * 26 * 26;
 const WARM_UP: Duration = Duration::from_secs(1);
