@@ -19,7 +19,7 @@ use tracing_subscriber::{
 
 /// The field only the request event carries; with the target, it tells the
 /// request event from every other.
-pub(super) const REQUEST_ID_FIELD: &str = "request_id";
+const REQUEST_ID_FIELD: &str = "request_id";
 
 #[derive(Clone, Copy)]
 enum Layout {
@@ -104,9 +104,10 @@ where
 }
 
 /// Writes the fields as the stock field formatters do: text `name=value`
-/// (the message bare, first), JSON `,"name":value`. Values are the request
-/// event's: numbers, route templates, HTTP methods and sanitised request
-/// ids, none of which holds a character either layout would escape.
+/// (the message bare, first), JSON `,"name":value`, strings escaped as each
+/// of them escapes. The request event's values (numbers, route templates,
+/// HTTP methods, sanitised request ids) never need it, so the escaping is
+/// a scan that finds nothing.
 struct Fields<'w, 'a> {
     writer: &'w mut Writer<'a>,
     layout: Layout,
@@ -141,21 +142,57 @@ impl Fields<'_, '_> {
     }
 }
 
-/// A quoted string value. Without characters to escape (always, for the
-/// request event) both layouts quote it the same way, and it is written
-/// without `fmt`; otherwise as each stock formatter escapes it.
+/// A quoted string value, as each stock formatter quotes it.
 fn write_quoted(writer: &mut Writer<'_>, layout: Layout, value: &str) -> fmt::Result {
-    let plain = value
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ');
     match layout {
-        _ if plain => {
+        Layout::Text
+            if !value
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ') =>
+        {
+            write!(writer, "{value:?}")
+        }
+        Layout::Text => {
             writer.write_char('"')?;
             writer.write_str(value)?;
             writer.write_char('"')
         }
-        Layout::Text => write!(writer, "{value:?}"),
-        Layout::Json => writer.write_str(&serde_json::Value::from(value).to_string()),
+        Layout::Json => {
+            writer.write_char('"')?;
+            JsonEscaped(writer).write_str(value)?;
+            writer.write_char('"')
+        }
+    }
+}
+
+/// Writes through to the line, escaping what a JSON string must escape, the
+/// way serde_json (the stock JSON formatter) does.
+struct JsonEscaped<'w, 'a>(&'w mut Writer<'a>);
+
+impl fmt::Write for JsonEscaped<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut unescaped = 0;
+        for (at, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x08 => "\\b",
+                0x0c => "\\f",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[unescaped..at])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{byte:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            unescaped = at + 1;
+        }
+        self.0.write_str(&text[unescaped..])
     }
 }
 
@@ -187,7 +224,11 @@ impl tracing::field::Visit for Fields<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.field(field, |writer, layout| match layout {
             Layout::Text => write!(writer, "{value:?}"),
-            Layout::Json => write!(writer, "\"{value:?}\""),
+            Layout::Json => {
+                writer.write_char('"')?;
+                write!(JsonEscaped(writer), "{value:?}")?;
+                writer.write_char('"')
+            }
         });
     }
 }
@@ -276,6 +317,7 @@ mod tests {
             target: "birthday_api::telemetry",
             message = "a str message",
             detail = "quote \" and \u{1b} escape",
+            debugged = ?"quote \" and\ttab",
             request_id = "odd",
         );
     }
