@@ -25,7 +25,6 @@ use std::{
 
 use poem::{
     IntoResponse, Request, Response,
-    error::ReadBodyError,
     http::{Method, StatusCode, header},
     listener::Acceptor,
     web::{LocalAddr, RemoteAddr},
@@ -38,7 +37,7 @@ use tokio::{
 };
 
 use crate::api::{
-    extract::{MAX_BODY_BYTES, payload_too_large},
+    extract::{MAX_BODY_BYTES, payload_too_large, read_whole_body},
     problem::Problem,
 };
 
@@ -618,19 +617,12 @@ async fn buffer_body(request: &mut Request, timeout: Duration) -> Result<(), Pro
         Some(0) | None if !chunked => return Ok(()),
         _ => {}
     }
-    // Boxed because poem's body-reading future is 4 KiB: inline, every
-    // request's future (GETs too) would carry it, and be copied with it.
-    let read = Box::pin(request.take_body().into_bytes_limit(MAX_BODY_BYTES));
-    match tokio::time::timeout(timeout, read).await {
+    match tokio::time::timeout(timeout, read_whole_body(request.take_body())).await {
         Ok(Ok(bytes)) => {
             request.set_body(bytes);
             Ok(())
         }
-        Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(payload_too_large()),
-        Ok(Err(err)) => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            format!("the request body could not be read: {err}"),
-        )),
+        Ok(Err(problem)) => Err(problem),
         Err(_) => Err(Problem::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(

@@ -379,6 +379,54 @@ async fn bodies_over_4_kib_are_a_413_problem() {
 }
 
 #[tokio::test]
+async fn a_body_of_exactly_4_kib_is_read_whole_or_in_chunks() {
+    let app = TestApp::spawn().await;
+    let body = |date: &str| {
+        let unpadded = format!("{{\"dateOfBirth\":\"{date}\",\"pad\":\"\"}}");
+        let padding = "x".repeat(4096 - unpadded.len());
+        format!("{{\"dateOfBirth\":\"{date}\",\"pad\":\"{padding}\"}}")
+    };
+    let whole = body("2000-11-29");
+    assert_eq!(whole.len(), 4096);
+    let response = app
+        .client
+        .put(app.url("/hello/alice"))
+        .header("content-type", "application/json")
+        .body(whole)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    let chunked = body("2001-11-30");
+    let chunks = futures::stream::iter(
+        chunked
+            .into_bytes()
+            .chunks(1000)
+            .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let response = app
+        .client
+        .put(app.url("/hello/bob"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    assert_eq!(
+        app.greeting("alice").await,
+        "Hello, alice! Your birthday is in 1 day(s)"
+    );
+    assert_eq!(
+        app.greeting("bob").await,
+        "Hello, bob! Your birthday is in 2 day(s)"
+    );
+}
+
+#[tokio::test]
 async fn unknown_routes_are_404_problems() {
     let app = TestApp::spawn().await;
     for path in [
