@@ -1,6 +1,9 @@
 //! A [`Store`] decorator that times every operation for `/metrics`.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -18,56 +21,87 @@ impl MeteredStore {
     }
 }
 
-/// The histogram of one (operation, outcome), registered once.
-fn histogram(operation: &'static str, outcome: &'static str) -> metrics::Histogram {
-    use std::{
-        collections::HashMap,
-        sync::{Mutex, OnceLock},
-    };
-    static HANDLES: OnceLock<Mutex<HashMap<(&'static str, &'static str), metrics::Histogram>>> =
-        OnceLock::new();
-    HANDLES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .entry((operation, outcome))
-        .or_insert_with(|| {
-            metrics::histogram!(
-                "birthday_store_operation_duration_seconds",
-                "operation" => operation,
-                "outcome" => outcome
-            )
+/// The store operations that are timed, each with its own histograms.
+#[derive(Clone, Copy)]
+enum Operation {
+    Put,
+    PutMany,
+    Get,
+    Delete,
+    Ping,
+    Flush,
+}
+
+impl Operation {
+    const ALL: [Operation; 6] = [
+        Operation::Put,
+        Operation::PutMany,
+        Operation::Get,
+        Operation::Delete,
+        Operation::Ping,
+        Operation::Flush,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Operation::Put => "put",
+            Operation::PutMany => "put_many",
+            Operation::Get => "get",
+            Operation::Delete => "delete",
+            Operation::Ping => "ping",
+            Operation::Flush => "flush",
+        }
+    }
+}
+
+/// One operation's histograms: `[ok, error]`.
+type OutcomeHistograms = [metrics::Histogram; 2];
+
+/// The histogram of one (operation, outcome). All of them are registered on
+/// first use, with the recorder installed by then, so that recording is an
+/// index rather than the recorder's lookup by name and labels.
+fn histogram(operation: Operation, ok: bool) -> &'static metrics::Histogram {
+    static HISTOGRAMS: OnceLock<[OutcomeHistograms; Operation::ALL.len()]> = OnceLock::new();
+    let histograms = HISTOGRAMS.get_or_init(|| {
+        Operation::ALL.map(|operation| {
+            ["ok", "error"].map(|outcome| {
+                metrics::histogram!(
+                    "birthday_store_operation_duration_seconds",
+                    "operation" => operation.label(),
+                    "outcome" => outcome
+                )
+            })
         })
-        .clone()
+    });
+    &histograms[operation as usize][usize::from(!ok)]
 }
 
 async fn timed<T>(
-    operation: &'static str,
+    operation: Operation,
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     let started = Instant::now();
     let result = call.await;
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    histogram(operation, outcome).record(started.elapsed().as_secs_f64());
+    histogram(operation, result.is_ok()).record(started.elapsed().as_secs_f64());
     result
 }
 
 #[async_trait]
 impl Store for MeteredStore {
     async fn put(&self, username: &Username, date_of_birth: DateOfBirth) -> Result<(), StoreError> {
-        timed("put", self.inner.put(username, date_of_birth)).await
+        timed(Operation::Put, self.inner.put(username, date_of_birth)).await
     }
 
     async fn put_many(&self, records: &[Record]) -> Result<(), StoreError> {
-        timed("put_many", self.inner.put_many(records)).await
+        timed(Operation::PutMany, self.inner.put_many(records)).await
     }
 
     async fn get(&self, username: &Username) -> Result<Option<DateOfBirth>, StoreError> {
-        timed("get", self.inner.get(username)).await
+        timed(Operation::Get, self.inner.get(username)).await
     }
 
     async fn delete(&self, username: &Username) -> Result<bool, StoreError> {
-        timed("delete", self.inner.delete(username)).await
+        timed(Operation::Delete, self.inner.delete(username)).await
     }
 
     fn export(&self) -> BoxStream<'_, Result<Record, StoreError>> {
@@ -75,10 +109,10 @@ impl Store for MeteredStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        timed("ping", self.inner.ping()).await
+        timed(Operation::Ping, self.inner.ping()).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        timed("flush", self.inner.flush()).await
+        timed(Operation::Flush, self.inner.flush()).await
     }
 }
