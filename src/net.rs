@@ -17,12 +17,14 @@
 
 use std::{
     io,
+    panic::AssertUnwindSafe,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
 
+use futures::{FutureExt, future::BoxFuture};
 use poem::{
     IntoResponse, Request, Response,
     http::{Method, StatusCode, header},
@@ -535,48 +537,55 @@ pub async fn admit(request: &mut Request, limits: &Limits) -> Result<(), Problem
 /// durable after the client was told it failed. So a 503 on a write means
 /// "outcome unknown": the write may still land. Both are idempotent, so the
 /// client repeats them; a 204 still always means the record is on disk.
-pub async fn answer_within<F, T>(
+///
+/// The handler runs in the request's own task, and only a write that times
+/// out moves to a task of its own: spawning every write would cost each
+/// one a task, a wake-up and a hand-over, for the rare one that times out.
+pub async fn answer_within<T: Send + 'static>(
     limits: &Limits,
     method: &Method,
-    handler: F,
-) -> Result<T, Response>
-where
-    F: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let outcome = if method == Method::GET || method == Method::HEAD {
-        tokio::time::timeout(limits.request_timeout, handler).await
-    } else {
-        let mut running = tokio::spawn(handler);
-        match tokio::time::timeout(limits.request_timeout, &mut running).await {
-            Ok(Ok(answered)) => Ok(answered),
-            Ok(Err(panicked)) => {
-                tracing::error!(error = %panicked, "request handler failed");
-                return Err(Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the server could not answer this request",
-                )
-                .into_response());
-            }
-            Err(elapsed) => Err(elapsed),
+    mut handler: BoxFuture<'static, T>,
+) -> Result<T, Response> {
+    let answered = tokio::time::timeout(
+        limits.request_timeout,
+        AssertUnwindSafe(&mut handler).catch_unwind(),
+    )
+    .await;
+    match answered {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(panic)) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic without a message");
+            tracing::error!(error = reason, "request handler panicked");
+            Err(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server could not answer this request",
+            )
+            .into_response())
         }
-    };
-    outcome.map_err(|_| {
-        metrics::counter!("birthday_requests_timed_out_total").increment(1);
-        let mut response = Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the request did not finish within {} seconds; a PUT or DELETE may \
-                 still take effect, and repeating it is safe",
-                limits.request_timeout.as_secs_f64()
-            ),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        response
-    })
+        Err(_elapsed) => {
+            if method != Method::GET && method != Method::HEAD {
+                tokio::spawn(handler);
+            }
+            metrics::counter!("birthday_requests_timed_out_total").increment(1);
+            let mut response = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request did not finish within {} seconds; a PUT or DELETE may \
+                     still take effect, and repeating it is safe",
+                    limits.request_timeout.as_secs_f64()
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            Err(response)
+        }
+    }
 }
 
 fn oversized_head(request: &Request) -> Option<Problem> {

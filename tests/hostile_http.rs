@@ -40,7 +40,8 @@ fn limits() -> Limits {
     }
 }
 
-/// Delays writes and reads by a fixed time, to stand for a store that hangs.
+/// Delays writes and reads by a fixed time, to stand for a store that hangs;
+/// panics on the username `panic`, to stand for a bug.
 struct SlowStore {
     inner: SledStore,
     delay: Duration,
@@ -49,6 +50,7 @@ struct SlowStore {
 #[async_trait]
 impl Store for SlowStore {
     async fn put(&self, username: &Username, date_of_birth: DateOfBirth) -> Result<(), StoreError> {
+        assert_ne!(username.as_str(), "panic", "a store fault");
         tokio::time::sleep(self.delay).await;
         self.inner.put(username, date_of_birth).await
     }
@@ -56,6 +58,7 @@ impl Store for SlowStore {
         self.inner.put_many(records).await
     }
     async fn get(&self, username: &Username) -> Result<Option<DateOfBirth>, StoreError> {
+        assert_ne!(username.as_str(), "panic", "a store fault");
         if username.as_str() == "slow" {
             tokio::time::sleep(self.delay).await;
         }
@@ -439,6 +442,31 @@ async fn a_put_that_times_out_is_answered_503_and_still_lands() {
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(answer.body.contains("Hello, alice!"), "{}", answer.body);
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_is_answered_500_and_the_connection_serves_on() {
+    let service = serve(limits(), Duration::ZERO).await;
+    let body = r#"{"dateOfBirth":"1990-07-14"}"#;
+    let requests = [
+        "GET /hello/panic HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(),
+        format!(
+            "PUT /hello/panic HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    ];
+    let mut stream = TcpStream::connect(service.addr).await.unwrap();
+    for request in requests {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        read_answer(&mut stream).await.assert_problem(500);
+    }
+    // The same connection still answers.
+    stream
+        .write_all(b"GET /hello/alice HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    read_answer(&mut stream).await.assert_problem(404);
 }
 
 #[tokio::test]

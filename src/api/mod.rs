@@ -153,8 +153,9 @@ where
                 let method = request.method().clone();
                 let allowed = allowed_methods(route);
                 // Boxed: moving the handler's future (the request and poem's
-                // routing state, some KiB) into the timeout or a task would
-                // otherwise copy it, and keep it twice in this future.
+                // routing state, some KiB) into the timeout, or into a task
+                // when a write times out, would otherwise copy it, and keep it
+                // twice in this future.
                 let handler = if route == HELLO_ROUTE {
                     boxed_call(&self.hello, request)
                 } else {
