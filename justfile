@@ -61,6 +61,11 @@ bench:
 bench-quick:
     BENCH_QUICK=1 python3 benches/load/bench.py
 
+# Instructions per GET and PUT under callgrind: exact and repeatable, unlike wall clock on a
+# shared machine (needs valgrind). Profiles stay in target/instructions/.
+bench-instructions:
+    python3 benches/load/instructions.py
+
 # Criterion microbenchmarks: birthday arithmetic, username/date parsing, sled get/put.
 bench-micro *args:
     nice cargo bench --bench domain --bench store -- {{args}}
