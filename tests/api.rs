@@ -359,23 +359,31 @@ async fn bodies_over_4_kib_are_a_413_problem() {
     assert_problem(response, 413).await;
 
     // Without Content-Length (chunked), the limit holds while reading.
-    let chunks = futures::stream::iter(
-        oversized
-            .into_bytes()
-            .chunks(512)
-            .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
-            .collect::<Vec<_>>(),
-    );
-    let response = app
-        .client
-        .put(app.url("/hello/alice"))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
+    let response = put_json_in_chunks(&app, "alice", oversized, 512).await;
     assert_problem(response, 413).await;
     assert_problem(app.get("/hello/alice").await, 404).await;
+}
+
+/// `PUT /hello/{username}` with `json` sent chunked, `chunk` bytes at a
+/// time, without a `Content-Length`.
+async fn put_json_in_chunks(
+    app: &TestApp,
+    username: &str,
+    json: String,
+    chunk: usize,
+) -> reqwest::Response {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = json
+        .into_bytes()
+        .chunks(chunk)
+        .map(|part| Ok(part.to_vec()))
+        .collect();
+    app.client
+        .put(app.url(&format!("/hello/{username}")))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -398,22 +406,7 @@ async fn a_body_of_exactly_4_kib_is_read_whole_or_in_chunks() {
         .unwrap();
     assert_eq!(response.status(), 204);
 
-    let chunked = body("2001-11-30");
-    let chunks = futures::stream::iter(
-        chunked
-            .into_bytes()
-            .chunks(1000)
-            .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
-            .collect::<Vec<_>>(),
-    );
-    let response = app
-        .client
-        .put(app.url("/hello/bob"))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
+    let response = put_json_in_chunks(&app, "bob", body("2001-11-30"), 1000).await;
     assert_eq!(response.status(), 204);
 
     assert_eq!(

@@ -27,7 +27,6 @@ Configuration (environment):
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import os
 import random
@@ -38,7 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+# The load benchmark's naming scheme and dates (also in common.lua).
+from bench import bench_date_of_birth as date_of_birth  # noqa: E402
+from bench import bench_username as username  # noqa: E402
 OUT = ROOT / "target" / "instructions"
 REQUESTS = int(os.environ.get("INSTR_REQUESTS", "2000"))
 OPS = [op for op in os.environ.get("INSTR_OPS", "GET,PUT").split(",") if op]
@@ -46,19 +50,6 @@ USERS = 20_000
 WARM_UP = 300
 PUBLIC, ADMIN = 18480, 18481
 TASK_POLL = "*tokio::runtime::task::raw::poll*"
-
-
-def username(i: int) -> str:
-    """The load benchmark's naming scheme (bench.py, common.lua)."""
-    letters = []
-    for _ in range(5):
-        letters.append(chr(ord("a") + i % 26))
-        i //= 26
-    return "user" + "".join(reversed(letters))
-
-
-def date_of_birth(i: int) -> str:
-    return (dt.date(1950, 1, 1) + dt.timedelta(days=(i * 7919) % 20000)).isoformat()
 
 
 def build() -> Path:
