@@ -116,3 +116,17 @@ impl Store for MeteredStore {
         timed(Operation::Flush, self.inner.flush()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `histogram` indexes by `operation as usize`, so `ALL` must list the
+    /// operations in their declaration order.
+    #[test]
+    fn all_operations_are_listed_in_declaration_order() {
+        for (index, operation) in Operation::ALL.into_iter().enumerate() {
+            assert_eq!(operation as usize, index, "{}", operation.label());
+        }
+    }
+}
