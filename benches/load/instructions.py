@@ -40,9 +40,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-# The load benchmark's naming scheme and dates (also in common.lua).
+# The load benchmark's users: naming scheme, dates, and their import lines.
 from bench import bench_date_of_birth as date_of_birth  # noqa: E402
 from bench import bench_username as username  # noqa: E402
+from bench import jsonl  # noqa: E402
 OUT = ROOT / "target" / "instructions"
 REQUESTS = int(os.environ.get("INSTR_REQUESTS", "2000"))
 OPS = [op for op in os.environ.get("INSTR_OPS", "GET,PUT").split(",") if op]
@@ -70,12 +71,9 @@ def build() -> Path:
 
 
 def import_users(binary: Path, data_dir: Path) -> None:
-    lines = "".join(
-        f'{{"username":"{username(i)}","dateOfBirth":"{date_of_birth(i)}"}}\n' for i in range(USERS)
-    )
     subprocess.run(
         [str(binary), "import", "--data-dir", str(data_dir)],
-        input=lines.encode(),
+        input=b"".join(jsonl(USERS)),
         check=True,
         stdout=subprocess.DEVNULL,
     )
