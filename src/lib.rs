@@ -1,5 +1,6 @@
 //! birthday-api: remembers people's dates of birth and greets them.
 //!
+//! - [`allocator`]: the process's allocator (mimalloc).
 //! - [`domain`]: pure rules (usernames, dates, birthday arithmetic).
 //! - [`store`]: the [`store::Store`] trait and one module per backend.
 //! - [`api`]: the poem-openapi handlers and the problem documents.
@@ -10,6 +11,7 @@
 //! - [`transfer`]: `export` and `import` as JSON Lines.
 //! - [`startup`]: wires everything into an [`startup::Application`].
 
+pub mod allocator;
 pub mod api;
 pub mod config;
 pub mod domain;

@@ -9,10 +9,10 @@ use birthday_api::{
 };
 use clap::{Parser, error::ErrorKind};
 
-/// glibc's allocator was a fifth of a request's instructions; mimalloc's
-/// thread-local free lists cut that (docs/benchmarks.md).
+/// mimalloc (`birthday_api::allocator` says why, and why not through the
+/// `mimalloc` crate).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: birthday_api::allocator::MiMalloc = birthday_api::allocator::MiMalloc;
 
 /// Exit code for bad flags, bad configuration, or a store that cannot be
 /// opened (such as a data directory another process holds).

@@ -33,7 +33,7 @@ use sled_cache_arg::SledCacheArg;
 /// The service's allocator (src/main.rs): sled's cost depends on it, and a
 /// floor measured with another would not bound the service.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: birthday_api::allocator::MiMalloc = birthday_api::allocator::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(

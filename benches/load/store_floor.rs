@@ -51,7 +51,7 @@ use sled_cache_arg::SledCacheArg;
 /// The service's allocator (src/main.rs): sled's cost depends on it, and a
 /// floor measured with another would not bound the service.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: birthday_api::allocator::MiMalloc = birthday_api::allocator::MiMalloc;
 
 /// Users `bench_username` can name: five base-26 letters.
 const MAX_USERS: u64 = 26 * 26 * 26 * 26 * 26;
