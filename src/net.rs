@@ -274,7 +274,7 @@ struct HeadScan {
     start: [u8; 3],
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum ScanOutcome {
     /// The head is not complete yet.
     Partial,
@@ -287,8 +287,8 @@ enum ScanOutcome {
 impl HeadScan {
     /// Scans `bytes`, the next part of the stream. Most bytes are ordinary
     /// (neither CR nor LF), and a run of them is taken in one step, with
-    /// `memchr` finding its end: a byte-at-a-time loop cost a GET about
-    /// 1 000 instructions. What it answers is the byte loop's, byte for byte
+    /// `memchr` finding its end: a byte-at-a-time loop made a GET's reads
+    /// through the guard cost about 1 500 instructions more. What it answers is the byte loop's, byte for byte
     /// (the tests hold the two to each other).
     fn feed(&mut self, mut bytes: &[u8]) -> ScanOutcome {
         while let Some(&byte) = bytes.first() {
@@ -748,8 +748,8 @@ mod tests {
                 from = to;
                 let expected = feed_byte_by_byte(&mut reference, part);
                 let answered = fast.feed(part);
-                prop_assert_eq!(format!("{answered:?}"), format!("{expected:?}"));
-                if !matches!(expected, ScanOutcome::Partial) {
+                prop_assert_eq!(&answered, &expected);
+                if expected != ScanOutcome::Partial {
                     break;
                 }
                 prop_assert_eq!(
