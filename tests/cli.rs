@@ -202,6 +202,86 @@ fn dates_of_birth_and_tokens_never_reach_the_logs() {
     }
 }
 
+/// The request line, which the service writes past tracing's dispatch
+/// (src/telemetry/request_line.rs), carries the request in both formats and
+/// follows the log filter like any event.
+#[test]
+fn request_lines_name_the_request_and_follow_the_log_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let get_nobody = |service: &Service| {
+        let answer = reqwest::blocking::Client::new()
+            .get(service.url("/hello/nobody"))
+            .header("x-request-id", "trace-42")
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 404);
+    };
+
+    let mut service = Service::start(&data_dir(dir.path()));
+    get_nobody(&service);
+    assert_eq!(service.terminate(), Some(0));
+    let logs = service.log();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("trace-42"))
+        .unwrap_or_else(|| panic!("no request line: {logs}"));
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    let timestamp = event["timestamp"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
+        "{line}"
+    );
+    assert!(event["latency_ms"].as_f64().unwrap() > 0.0, "{line}");
+    let mut rest = event.as_object().unwrap().clone();
+    rest.remove("timestamp");
+    rest.remove("latency_ms");
+    assert_eq!(
+        serde_json::Value::Object(rest),
+        serde_json::json!({
+            "level": "INFO",
+            "message": "request",
+            "method": "GET",
+            "route": "/hello/{username}",
+            "status": 404,
+            "request_id": "trace-42",
+            "target": "birthday_api::telemetry",
+        })
+    );
+
+    let mut args = data_dir(dir.path());
+    args.extend(["--log-format", "pretty"]);
+    let mut service = Service::start(&args);
+    get_nobody(&service);
+    assert_eq!(service.terminate(), Some(0));
+    let logs = service.log();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("trace-42"))
+        .unwrap_or_else(|| panic!("no request line: {logs}"));
+    let (timestamp, rest) = line.split_once(' ').unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
+        "{line}"
+    );
+    let rest = rest
+        .strip_prefix(
+            " INFO birthday_api::telemetry: request method=GET route=\"/hello/{username}\" \
+             status=404 latency_ms=",
+        )
+        .unwrap_or_else(|| panic!("{line}"));
+    let (latency, request_id) = rest.split_once(' ').unwrap();
+    assert!(latency.parse::<f64>().unwrap() > 0.0, "{line}");
+    assert_eq!(request_id, "request_id=trace-42");
+
+    let mut service =
+        Service::start_with_log_filter(&data_dir(dir.path()), "info,birthday_api::telemetry=warn");
+    get_nobody(&service);
+    assert_eq!(service.terminate(), Some(0));
+    let logs = service.log();
+    assert!(logs.contains("stopped cleanly"), "{logs}");
+    assert!(!logs.contains("trace-42"), "{logs}");
+}
+
 /// `--data-dir <dir>` as arguments.
 fn data_dir(dir: &Path) -> Vec<&str> {
     vec!["--data-dir", dir.to_str().expect("temp dirs are UTF-8")]

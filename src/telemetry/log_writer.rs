@@ -87,7 +87,8 @@ impl BatchedWriter {
         ))
     }
 
-    fn append(&self, line: &[u8]) {
+    /// Appends whole lines to the pending batch.
+    pub fn append(&self, line: &[u8]) {
         let shared = &*self.shared;
         let mut state = shared.lock();
         while state.pending.len() >= MAX_PENDING_BYTES && !state.closing {

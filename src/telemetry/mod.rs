@@ -7,17 +7,23 @@
 mod log_writer;
 mod request_line;
 
-use std::{io::IsTerminal, sync::Arc, time::Instant};
+use std::{
+    cell::RefCell,
+    io::IsTerminal,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Request, Response,
     http::{HeaderValue, Method},
 };
+use tracing::Level;
 use tracing_subscriber::{EnvFilter, fmt};
 
 use self::{
     log_writer::{BatchedWriter, WriterGuard},
-    request_line::RequestLineFormat,
+    request_line::{Layout, RequestLine},
 };
 use crate::{config::LogFormat, ops::metrics::record_request};
 
@@ -34,37 +40,57 @@ pub struct LogGuard {
 /// `export` and `spec` output). The level comes from `RUST_LOG` (default
 /// `info`). Calling it again is harmless.
 ///
-/// Requests format their line themselves but never wait for `write(2)`: a
-/// writer thread writes them in batches, each within 50 ms of its first
-/// line (`telemetry/log_writer.rs`). Logging waits when 16 MiB of lines are
-/// pending rather than drop lines. A process killed outright loses the lines
-/// of its last 50 ms.
+/// Requests write their line themselves (`telemetry/request_line.rs`) but
+/// never wait for `write(2)`: a writer thread writes every line in batches,
+/// each within 50 ms of its first line (`telemetry/log_writer.rs`). Logging
+/// waits when 16 MiB of lines are pending rather than drop lines. A process
+/// killed outright loses the lines of its last 50 ms.
 ///
 /// Fails only when the writer thread cannot be started.
 pub fn init(format: LogFormat) -> std::io::Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = BatchedWriter::spawn(std::io::stderr())?;
+    let colours = std::io::stderr().is_terminal();
     let builder = fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal());
-    let installed = match format {
-        LogFormat::Pretty => builder
-            .event_format(RequestLineFormat::text(fmt::format()))
-            .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .event_format(RequestLineFormat::json(
-                fmt::format().json().flatten_event(true),
-            ))
-            .try_init(),
+        .with_writer(writer.clone())
+        .with_ansi(colours);
+    let (installed, layout) = match format {
+        LogFormat::Pretty => (builder.try_init(), Layout::Text),
+        LogFormat::Json => (builder.json().flatten_event(true).try_init(), Layout::Json),
     };
+    // Colours are the stock formatter's: on a terminal, request events go
+    // through tracing like every other.
+    if installed.is_ok() && !colours {
+        let _ = DIRECT_REQUEST_LINES.set(DirectRequestLines { writer, layout });
+    }
     // Already installed (tests build several applications): keep the first,
     // and let this writer thread end.
     Ok(LogGuard {
         _writer: installed.is_ok().then_some(guard),
     })
+}
+
+/// Where request lines go without tracing's dispatch, once `init` has set
+/// up the subscriber whose lines they copy.
+static DIRECT_REQUEST_LINES: OnceLock<DirectRequestLines> = OnceLock::new();
+
+struct DirectRequestLines {
+    writer: BatchedWriter,
+    layout: Layout,
+}
+
+impl DirectRequestLines {
+    fn write(&self, request: &RequestLine<'_>) {
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            request.write(self.layout, chrono::Utc::now(), line);
+            self.writer.append(line.as_bytes());
+        });
+    }
 }
 
 /// Wraps `endpoint` so each request is timed, counted, logged once and
@@ -117,7 +143,13 @@ impl RequestObservation {
         let latency = self.started.elapsed();
         let status = response.status().as_u16();
         record_request(self.method.as_str(), self.route, status, latency);
-        log_request(&self.method, self.route, status, latency, &self.request_id);
+        log_request(&RequestLine {
+            method: &self.method,
+            route: self.route,
+            status,
+            latency_ms: milliseconds(latency),
+            request_id: &self.request_id,
+        });
         if let Ok(value) = HeaderValue::from_str(&self.request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
@@ -125,25 +157,32 @@ impl RequestObservation {
     }
 }
 
-/// The target of the request event, which `request_line` formats itself.
+/// The target of the request event.
 const REQUEST_EVENT_TARGET: &str = module_path!();
 
-/// The request event. Its fields are all `request_line` expects: values
-/// that need no escaping in a log line.
-fn log_request(
-    method: &Method,
-    route: &'static str,
-    status: u16,
-    latency: std::time::Duration,
-    request_id: &str,
-) {
+/// Logs the request: straight into the log writer when `init` allows it and
+/// tracing's filter lets the request event through, as the event otherwise.
+fn log_request(request: &RequestLine<'_>) {
+    match DIRECT_REQUEST_LINES.get() {
+        Some(direct) => {
+            if tracing::enabled!(target: REQUEST_EVENT_TARGET, Level::INFO) {
+                direct.write(request);
+            }
+        }
+        None => request_event(request),
+    }
+}
+
+/// The request event, as tracing's formatters write it; the direct line is
+/// held to their output by `request_line`'s tests.
+fn request_event(request: &RequestLine<'_>) {
     tracing::info!(
         target: REQUEST_EVENT_TARGET,
-        method = %method,
-        route,
-        status,
-        latency_ms = milliseconds(latency),
-        request_id = %request_id,
+        method = %request.method,
+        route = request.route,
+        status = request.status,
+        latency_ms = request.latency_ms,
+        request_id = %request.request_id,
         "request"
     );
 }

@@ -43,7 +43,18 @@ impl Service {
         Self::try_start(args).unwrap_or_else(|err| panic!("birthday-api did not start: {err}"))
     }
 
+    /// Starts `serve` as [`Service::start`] does, logging what `RUST_LOG`
+    /// `filter` lets through (`start` uses `info`).
+    pub fn start_with_log_filter(args: &[&str], filter: &str) -> Self {
+        Self::try_start_with_log_filter(args, filter)
+            .unwrap_or_else(|err| panic!("birthday-api did not start: {err}"))
+    }
+
     pub fn try_start(args: &[&str]) -> Result<Self, String> {
+        Self::try_start_with_log_filter(args, "info")
+    }
+
+    fn try_start_with_log_filter(args: &[&str], filter: &str) -> Result<Self, String> {
         let log_format: &[&str] = if args.contains(&"--log-format") {
             &[]
         } else {
@@ -54,7 +65,7 @@ impl Service {
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(log_format)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
