@@ -208,24 +208,27 @@ fn dates_of_birth_and_tokens_never_reach_the_logs() {
 #[test]
 fn request_lines_name_the_request_and_follow_the_log_filter() {
     let dir = tempfile::tempdir().unwrap();
-    let get_nobody = |service: &Service| {
+    // Sends one GET of an unknown user to `service`, stops it, returns its logs.
+    let logs_of_one_get = |mut service: Service| {
         let answer = reqwest::blocking::Client::new()
             .get(service.url("/hello/nobody"))
             .header("x-request-id", "trace-42")
             .send()
             .unwrap();
         assert_eq!(answer.status(), 404);
+        assert_eq!(service.terminate(), Some(0));
+        service.log()
+    };
+    let request_line = |logs: &str| -> String {
+        logs.lines()
+            .find(|line| line.contains("trace-42"))
+            .unwrap_or_else(|| panic!("no request line: {logs}"))
+            .to_owned()
     };
 
-    let mut service = Service::start(&data_dir(dir.path()));
-    get_nobody(&service);
-    assert_eq!(service.terminate(), Some(0));
-    let logs = service.log();
-    let line = logs
-        .lines()
-        .find(|line| line.contains("trace-42"))
-        .unwrap_or_else(|| panic!("no request line: {logs}"));
-    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    let logs = logs_of_one_get(Service::start(&data_dir(dir.path())));
+    let line = request_line(&logs);
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     let timestamp = event["timestamp"].as_str().unwrap();
     assert!(
         chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
@@ -250,14 +253,7 @@ fn request_lines_name_the_request_and_follow_the_log_filter() {
 
     let mut args = data_dir(dir.path());
     args.extend(["--log-format", "pretty"]);
-    let mut service = Service::start(&args);
-    get_nobody(&service);
-    assert_eq!(service.terminate(), Some(0));
-    let logs = service.log();
-    let line = logs
-        .lines()
-        .find(|line| line.contains("trace-42"))
-        .unwrap_or_else(|| panic!("no request line: {logs}"));
+    let line = request_line(&logs_of_one_get(Service::start(&args)));
     let (timestamp, rest) = line.split_once(' ').unwrap();
     assert!(
         chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
@@ -273,11 +269,10 @@ fn request_lines_name_the_request_and_follow_the_log_filter() {
     assert!(latency.parse::<f64>().unwrap() > 0.0, "{line}");
     assert_eq!(request_id, "request_id=trace-42");
 
-    let mut service =
-        Service::start_with_log_filter(&data_dir(dir.path()), "info,birthday_api::telemetry=warn");
-    get_nobody(&service);
-    assert_eq!(service.terminate(), Some(0));
-    let logs = service.log();
+    let logs = logs_of_one_get(Service::start_with_log_filter(
+        &data_dir(dir.path()),
+        "info,birthday_api::telemetry=warn",
+    ));
     assert!(logs.contains("stopped cleanly"), "{logs}");
     assert!(!logs.contains("trace-42"), "{logs}");
 }
