@@ -4,11 +4,11 @@
 //! formatter about 10 000 instructions, and a formatter of its own still
 //! 3 300: the dispatch to the subscriber, and every field through
 //! `tracing::field::Visit` and `core::fmt` (docs/benchmarks.md). Its fields
-//! are fixed and known to need no escaping, so [`RequestLine`] writes them
-//! directly, byte for byte the line the stock formatter writes for the same
-//! event (the tests compare the two), and `telemetry::log_request` sends it
-//! to the log writer whenever tracing would have logged the event and
-//! written it without colours.
+//! are fixed, so [`RequestLine`] writes them directly, byte for byte the line
+//! the stock formatter writes for the same event (the tests compare the two,
+//! escapes included), and `telemetry::log_request` sends it to the log
+//! writer whenever tracing would have logged the event and written it
+//! without colours.
 
 use std::{cell::RefCell, fmt::Write as _};
 
@@ -305,6 +305,14 @@ mod tests {
             status: 204,
             latency_ms: 0.0,
             request_id: "\u{8}\u{c}\u{1}\r",
+        });
+        // No duration gives one, but what JSON cannot hold is `null` there.
+        assert_as_stock(&RequestLine {
+            method: &Method::GET,
+            route: "/docs",
+            status: 500,
+            latency_ms: f64::NAN,
+            request_id: "nan",
         });
     }
 
