@@ -83,12 +83,12 @@ struct DirectRequestLines {
 impl DirectRequestLines {
     fn write(&self, request: &RequestLine<'_>) {
         thread_local! {
-            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+            static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
         LINE.with_borrow_mut(|line| {
             line.clear();
             request.write(self.layout, chrono::Utc::now(), line);
-            self.writer.append(line.as_bytes());
+            self.writer.append(line);
         });
     }
 }
@@ -157,15 +157,16 @@ impl RequestObservation {
     }
 }
 
-/// The target of the request event.
+/// The target and level of the request event.
 const REQUEST_EVENT_TARGET: &str = module_path!();
+const REQUEST_EVENT_LEVEL: Level = Level::INFO;
 
 /// Logs the request: straight into the log writer when `init` allows it and
 /// tracing's filter lets the request event through, as the event otherwise.
 fn log_request(request: &RequestLine<'_>) {
     match DIRECT_REQUEST_LINES.get() {
         Some(direct) => {
-            if tracing::enabled!(target: REQUEST_EVENT_TARGET, Level::INFO) {
+            if tracing::enabled!(target: REQUEST_EVENT_TARGET, REQUEST_EVENT_LEVEL) {
                 direct.write(request);
             }
         }
@@ -176,8 +177,9 @@ fn log_request(request: &RequestLine<'_>) {
 /// The request event, as tracing's formatters write it; the direct line is
 /// held to their output by `request_line`'s tests.
 fn request_event(request: &RequestLine<'_>) {
-    tracing::info!(
+    tracing::event!(
         target: REQUEST_EVENT_TARGET,
+        REQUEST_EVENT_LEVEL,
         method = %request.method,
         route = request.route,
         status = request.status,

@@ -10,13 +10,13 @@
 //! writer whenever tracing would have logged the event and written it
 //! without colours.
 
-use std::{cell::RefCell, fmt::Write as _};
+use std::{cell::RefCell, fmt::Write as _, io::Write as _};
 
 use chrono::{DateTime, Utc};
 use poem::http::Method;
+use serde::Serializer as _;
 
-/// The request event's level and target, as both layouts write them.
-const LEVEL: &str = "INFO";
+/// The request event's target, as both layouts write it.
 const TARGET: &str = super::REQUEST_EVENT_TARGET;
 
 #[derive(Clone, Copy, Debug)]
@@ -38,50 +38,52 @@ pub struct RequestLine<'a> {
 
 impl RequestLine<'_> {
     /// Appends the whole line, newline included, stamped with `now`.
-    pub fn write(&self, layout: Layout, now: DateTime<Utc>, line: &mut String) {
+    pub fn write(&self, layout: Layout, now: DateTime<Utc>, line: &mut Vec<u8>) {
         match layout {
             Layout::Text => {
                 push_timestamp(now, line);
-                // The level right-aligned in five columns (`{:>5}`).
-                line.push_str("  ");
-                line.push_str(LEVEL);
-                line.push(' ');
-                line.push_str(TARGET);
-                line.push_str(": request method=");
-                line.push_str(self.method.as_str());
-                line.push_str(" route=");
+                // ` {:>5} ` of the level: INFO has four letters, so two spaces.
+                line.extend_from_slice(b"  ");
+                line.extend_from_slice(super::REQUEST_EVENT_LEVEL.as_str().as_bytes());
+                line.push(b' ');
+                line.extend_from_slice(TARGET.as_bytes());
+                line.extend_from_slice(b": request method=");
+                line.extend_from_slice(self.method.as_str().as_bytes());
+                line.extend_from_slice(b" route=");
                 push_text_quoted(self.route, line);
-                line.push_str(" status=");
-                line.push_str(itoa::Buffer::new().format(self.status));
-                line.push_str(" latency_ms=");
+                line.extend_from_slice(b" status=");
+                line.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+                line.extend_from_slice(b" latency_ms=");
                 push_f64_debug(self.latency_ms, line);
-                line.push_str(" request_id=");
-                line.push_str(self.request_id);
-                line.push('\n');
+                line.extend_from_slice(b" request_id=");
+                line.extend_from_slice(self.request_id.as_bytes());
+                line.push(b'\n');
             }
             Layout::Json => {
-                line.push_str("{\"timestamp\":\"");
+                line.extend_from_slice(b"{\"timestamp\":\"");
                 push_timestamp(now, line);
-                line.push_str("\",\"level\":\"");
-                line.push_str(LEVEL);
-                line.push_str("\",\"message\":\"request\",\"method\":");
+                line.extend_from_slice(b"\",\"level\":\"");
+                line.extend_from_slice(super::REQUEST_EVENT_LEVEL.as_str().as_bytes());
+                line.extend_from_slice(b"\",\"message\":\"request\",\"method\":");
                 push_json_string(self.method.as_str(), line);
-                line.push_str(",\"route\":");
+                line.extend_from_slice(b",\"route\":");
                 push_json_string(self.route, line);
-                line.push_str(",\"status\":");
-                line.push_str(itoa::Buffer::new().format(self.status));
-                line.push_str(",\"latency_ms\":");
+                line.extend_from_slice(b",\"status\":");
+                line.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+                line.extend_from_slice(b",\"latency_ms\":");
                 if self.latency_ms.is_finite() {
-                    line.push_str(ryu::Buffer::new().format_finite(self.latency_ms));
+                    line.extend_from_slice(
+                        ryu::Buffer::new().format_finite(self.latency_ms).as_bytes(),
+                    );
                 } else {
                     // serde_json's spelling of what JSON cannot hold.
-                    line.push_str("null");
+                    line.extend_from_slice(b"null");
                 }
-                line.push_str(",\"request_id\":");
+                line.extend_from_slice(b",\"request_id\":");
                 push_json_string(self.request_id, line);
-                line.push_str(",\"target\":\"");
-                line.push_str(TARGET);
-                line.push_str("\"}\n");
+                line.extend_from_slice(b",\"target\":\"");
+                line.extend_from_slice(TARGET.as_bytes());
+                line.extend_from_slice(b"\"}\n");
             }
         }
     }
@@ -89,45 +91,24 @@ impl RequestLine<'_> {
 
 /// A string as the stock text layout writes a `&str` field: quoted, and
 /// through `{:?}` when it holds anything that needs escaping.
-fn push_text_quoted(value: &str, line: &mut String) {
+fn push_text_quoted(value: &str, line: &mut Vec<u8>) {
     if value
         .bytes()
         .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ')
     {
-        line.push('"');
-        line.push_str(value);
-        line.push('"');
+        line.push(b'"');
+        line.extend_from_slice(value.as_bytes());
+        line.push(b'"');
     } else {
         let _ = write!(line, "{value:?}");
     }
 }
 
-/// A JSON string as serde_json (the stock JSON layout) writes it.
-fn push_json_string(value: &str, line: &mut String) {
-    line.push('"');
-    let mut unescaped = 0;
-    for (at, byte) in value.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        line.push_str(&value[unescaped..at]);
-        if escape.is_empty() {
-            let _ = write!(line, "\\u{byte:04x}");
-        } else {
-            line.push_str(escape);
-        }
-        unescaped = at + 1;
-    }
-    line.push_str(&value[unescaped..]);
-    line.push('"');
+/// A JSON string as serde_json (the stock JSON layout) writes it: by
+/// serde_json itself.
+fn push_json_string(value: &str, line: &mut Vec<u8>) {
+    // Writing into a `Vec` cannot fail.
+    let _ = (&mut serde_json::Serializer::new(line)).serialize_str(value);
 }
 
 /// `value` as `{value:?}` writes it, through ryu where that is sure to
@@ -139,12 +120,12 @@ fn push_json_string(value: &str, line: &mut String) {
 /// only one of its length, since such decimals lie further apart than two
 /// neighbouring `f64`s; with 16 or 17 there can be two, and the two
 /// algorithms may pick differently (1280361066154849.2 against .3).
-fn push_f64_debug(value: f64, line: &mut String) {
+fn push_f64_debug(value: f64, line: &mut Vec<u8>) {
     if value == 0.0 || (1e-4..1e16).contains(&value.abs()) {
         let mut buffer = ryu::Buffer::new();
         let text = buffer.format_finite(value);
         if significant_digits(text) <= 15 {
-            line.push_str(text);
+            line.extend_from_slice(text.as_bytes());
             return;
         }
     }
@@ -161,7 +142,7 @@ fn significant_digits(decimal: &str) -> usize {
 /// `2026-11-28T10:57:35.123456Z`, as tracing-subscriber's `SystemTime`
 /// writes it. The date and time of day change once a second, so each thread
 /// keeps them and only writes the microseconds anew.
-fn push_timestamp(now: DateTime<Utc>, line: &mut String) {
+fn push_timestamp(now: DateTime<Utc>, line: &mut Vec<u8>) {
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
@@ -172,7 +153,7 @@ fn push_timestamp(now: DateTime<Utc>, line: &mut String) {
             let _ = write!(text, "{}", now.format("%Y-%m-%dT%H:%M:%S"));
             *cached = seconds;
         }
-        line.push_str(text);
+        line.extend_from_slice(text.as_bytes());
     });
     // A leap second's `micros` run past 999 999; the stock clock never
     // shows one, so neither does this.
@@ -181,14 +162,14 @@ fn push_timestamp(now: DateTime<Utc>, line: &mut String) {
 
 /// Appends `.123456Z` for 123 456 µs (at most 999 999): what `.{micros:06}Z`
 /// writes, without the formatting machinery.
-fn push_fraction_of_second(micros: u32, line: &mut String) {
-    line.push('.');
+fn push_fraction_of_second(micros: u32, line: &mut Vec<u8>) {
+    line.push(b'.');
     let mut divisor = 100_000;
     while divisor > 0 {
-        line.push(char::from(b'0' + (micros / divisor % 10) as u8));
+        line.push(b'0' + (micros / divisor % 10) as u8);
         divisor /= 10;
     }
-    line.push('Z');
+    line.push(b'Z');
 }
 
 #[cfg(test)]
@@ -240,9 +221,9 @@ mod tests {
     }
 
     fn direct_line(request: &RequestLine<'_>, layout: Layout) -> String {
-        let mut line = String::new();
+        let mut line = Vec::new();
         request.write(layout, Utc::now(), &mut line);
-        line
+        String::from_utf8(line).unwrap()
     }
 
     /// The line and its timestamp, apart.
@@ -357,9 +338,9 @@ mod tests {
     }
 
     fn f64_debug(value: f64) -> String {
-        let mut text = String::new();
+        let mut text = Vec::new();
         push_f64_debug(value, &mut text);
-        text
+        String::from_utf8(text).unwrap()
     }
 
     #[test]
@@ -409,16 +390,19 @@ mod tests {
                 .unwrap()
                 .to_utc()
                 + Duration::from_micros(micros);
-            let mut line = String::new();
+            let mut line = Vec::new();
             push_timestamp(now, &mut line);
-            assert_eq!(line, expected);
+            assert_eq!(String::from_utf8(line).unwrap(), expected);
         }
         // The second's text is kept per thread; a new second replaces it.
         let later = DateTime::parse_from_rfc3339("2026-11-28T10:57:36Z")
             .unwrap()
             .to_utc();
-        let mut line = String::new();
+        let mut line = Vec::new();
         push_timestamp(later, &mut line);
-        assert_eq!(line, "2026-11-28T10:57:36.000000Z");
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "2026-11-28T10:57:36.000000Z"
+        );
     }
 }
