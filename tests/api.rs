@@ -85,6 +85,33 @@ async fn query_form_works_with_an_empty_json_body_too() {
     assert_eq!(response.status(), 204);
 }
 
+#[tokio::test]
+async fn query_form_is_read_as_a_form_first_value_first() {
+    let app = TestApp::spawn().await;
+    let put = |query: &'static str| {
+        app.client
+            .put(app.url(&format!("/hello/alice?{query}")))
+            .send()
+    };
+    // Percent-encoded, among other pairs, and repeated: the first counts.
+    let response = put("utm=x&dateOfBirth=2000%2D01%2D01&dateOfBirth=1990-11-29")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        app.greeting("alice").await,
+        "Hello, alice! Your birthday is in 34 day(s)"
+    );
+    // The name is case-sensitive, and a pair without `=` has an empty value.
+    for query in ["DateOfBirth=2000-01-01", "dateOfBirth"] {
+        let problem = assert_problem(put(query).await.unwrap(), 400).await;
+        assert!(
+            problem["errors"]["INVALID_DATE"].is_string(),
+            "{query}: {problem}"
+        );
+    }
+}
+
 // --- GET ---------------------------------------------------------------------
 
 #[tokio::test]

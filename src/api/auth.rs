@@ -2,26 +2,75 @@
 
 use std::{fmt, str::FromStr};
 
-use poem::http::StatusCode;
-use poem_openapi::{SecurityScheme, auth::Bearer};
+use poem::{Request, RequestBody, http::StatusCode};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+    auth::{Bearer, BearerAuthorization},
+    registry::{MetaSecurityScheme, Registry},
+};
 use subtle::ConstantTimeEq;
 
 use super::problem::Problem;
 
-/// `Authorization: Bearer <token>`, needed by PUT and DELETE when the service
-/// runs with `--write-token`.
-#[derive(SecurityScheme)]
-#[oai(rename = "writeToken", ty = "bearer")]
-pub struct BearerToken(Bearer);
+/// The security scheme of PUT and DELETE, as the OpenAPI document names it.
+const WRITE_TOKEN_SCHEME: &str = "writeToken";
 
 /// The credentials a write request carries, if any. Writes are open when the
 /// service has no token, so a request without credentials is not an error
 /// here.
-#[derive(SecurityScheme)]
+///
+/// Written out rather than derived: a derived security scheme reads the
+/// query pairs that poem-openapi's `into_endpoint` layer parses, and the
+/// public port serves the operations without that layer
+/// ([`super::hello_routes`]). A bearer token is in a header. Documented as
+/// the derived `enum` with a fallback was: the `writeToken` scheme, or none.
 pub enum WriteCredentials {
-    Bearer(BearerToken),
-    #[oai(fallback)]
+    Bearer(Bearer),
     Anonymous,
+}
+
+impl<'a> ApiExtractor<'a> for WriteCredentials {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            WRITE_TOKEN_SCHEME,
+            MetaSecurityScheme {
+                ty: "http",
+                description: Some(
+                    "`Authorization: Bearer <token>`, needed by PUT and DELETE when the service\n\
+                     runs with `--write-token`.",
+                ),
+                name: None,
+                key_in: None,
+                scheme: Some("bearer"),
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![WRITE_TOKEN_SCHEME]
+    }
+
+    fn has_security_fallback() -> bool {
+        true
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(match Bearer::from_request(request) {
+            Ok(bearer) => Self::Bearer(bearer),
+            Err(_) => Self::Anonymous,
+        })
+    }
 }
 
 /// The token writes must present. Never printed: `Debug` hides it.
@@ -64,7 +113,7 @@ pub fn authorize_write(
         return Ok(());
     };
     match credentials {
-        WriteCredentials::Bearer(BearerToken(bearer)) if required.matches(&bearer.token) => Ok(()),
+        WriteCredentials::Bearer(bearer) if required.matches(&bearer.token) => Ok(()),
         _ => Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "this service needs Authorization: Bearer <write token> for PUT and DELETE",
@@ -77,9 +126,9 @@ mod tests {
     use super::*;
 
     fn bearer(token: &str) -> WriteCredentials {
-        WriteCredentials::Bearer(BearerToken(Bearer {
+        WriteCredentials::Bearer(Bearer {
             token: token.into(),
-        }))
+        })
     }
 
     #[test]

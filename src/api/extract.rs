@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited, combinators::BoxBody};
 use poem::{Body, Request, RequestBody, http::StatusCode};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
-    registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
+    error::ParseParamError,
+    registry::{MetaMediaType, MetaParamIn, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
     types::{ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
 };
 use serde::{
@@ -149,6 +150,60 @@ impl TextSchema for QueryDateSchema {
 pub type UsernameText = RawText<UsernameSchema>;
 pub type DateText = RawText<DateSchema>;
 pub type QueryDateText = RawText<QueryDateSchema>;
+
+/// A query parameter, read from the request's query string when the
+/// operation asks for it.
+///
+/// poem-openapi's `Query` reads a list of every query pair that its
+/// `into_endpoint` layer parses, into owned strings, for every request; the
+/// public port serves the operations without that layer
+/// ([`super::hello_routes`]), so `Query` would find no list. This reads the
+/// pairs as that layer would (`application/x-www-form-urlencoded`, with
+/// `form_urlencoded`, as poem does) and takes the first value named exactly
+/// `name`, as `Query` does for an exploded, case-sensitive parameter
+/// without a default: the only kind the API has.
+pub struct QueryParam<T>(pub T);
+
+impl<'a, T: ParseFromParameter> ApiExtractor<'a> for QueryParam<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
+    const PARAM_IS_REQUIRED: bool = T::IS_REQUIRED;
+    type ParamType = T;
+    type ParamRawType = T::RawValueType;
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Query)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        Some(T::schema_ref())
+    }
+
+    fn param_raw_type(&self) -> Option<&Self::ParamRawType> {
+        self.0.as_raw_value()
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let query = request.uri().query().unwrap_or_default();
+        let values = form_urlencoded::parse(query.as_bytes())
+            .filter(|(name, _)| name == param_opts.name)
+            .map(|(_, value)| value);
+        T::parse_from_parameters(values).map(Self).map_err(|err| {
+            ParseParamError {
+                name: param_opts.name,
+                reason: err.into_message(),
+            }
+            .into()
+        })
+    }
+}
 
 /// What the body of a PUT said about the date of birth.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use poem::{http::StatusCode, web::Data};
-use poem_openapi::{ApiResponse, OpenApi, param::Path, param::Query, payload::Json};
+use poem::http::StatusCode;
+use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
 
 use super::{
     ApiTags, AppState, GreetingMessage,
     auth::{WriteCredentials, authorize_write},
-    extract::{BirthdayBody, BodyDate, QueryDateText, UsernameText},
+    extract::{BirthdayBody, BodyDate, QueryDateText, QueryParam, UsernameText},
     problem::{ApiProblem, Problem, ProblemStatuses, ValidationErrors},
 };
 use crate::{
@@ -17,7 +17,16 @@ use crate::{
     store::StoreError,
 };
 
-pub struct HelloApi;
+/// The operations on `/hello/{username}`, with what they share.
+pub struct HelloApi {
+    state: Arc<AppState>,
+}
+
+impl HelloApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
 
 const BAD_REQUEST: (u16, &str) = (
     400,
@@ -83,25 +92,24 @@ impl HelloApi {
     )]
     async fn put_birthday(
         &self,
-        state: Data<&Arc<AppState>>,
         credentials: WriteCredentials,
         /// Whose date of birth this is.
         username: Path<UsernameText>,
         /// Deprecated: the replaced service's way to send the date. Use the
         /// JSON body instead.
         #[oai(name = "dateOfBirth", deprecated)]
-        date_of_birth: Query<Option<QueryDateText>>,
+        date_of_birth: QueryParam<Option<QueryDateText>>,
         body: BirthdayBody,
     ) -> Result<PutBirthdayResponse, ApiProblem<PutProblems>> {
-        authorize_write(state.write_token.as_ref(), &credentials)?;
+        authorize_write(self.state.write_token.as_ref(), &credentials)?;
         let body_date = body.0?;
         let date_text = choose_date_text(
             date_of_birth.0.as_ref().map(QueryDateText::as_str),
             body_date,
         );
         let (username, date_of_birth) =
-            parse_birthday(username.0.as_str(), date_text, state.clock.today())?;
-        state
+            parse_birthday(username.0.as_str(), date_text, self.state.clock.today())?;
+        self.state
             .store
             .put(&username, date_of_birth)
             .await
@@ -122,19 +130,19 @@ impl HelloApi {
     )]
     async fn get_greeting(
         &self,
-        state: Data<&Arc<AppState>>,
         /// Whose birthday to count down to.
         username: Path<UsernameText>,
     ) -> Result<GetGreetingResponse, ApiProblem<GetProblems>> {
         let username = parse_username(username.0.as_str())?;
-        let date_of_birth = state
+        let date_of_birth = self
+            .state
             .store
             .get(&username)
             .await
             .map_err(store_problem)?
             .ok_or_else(|| not_found(&username))?;
         let days =
-            days_until_next_birthday(date_of_birth, state.clock.today()).ok_or_else(|| {
+            days_until_next_birthday(date_of_birth, self.state.clock.today()).ok_or_else(|| {
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the service clock is outside the supported calendar",
@@ -156,14 +164,19 @@ impl HelloApi {
     )]
     async fn delete_birthday(
         &self,
-        state: Data<&Arc<AppState>>,
         credentials: WriteCredentials,
         /// Whose date of birth to forget.
         username: Path<UsernameText>,
     ) -> Result<DeleteBirthdayResponse, ApiProblem<DeleteProblems>> {
-        authorize_write(state.write_token.as_ref(), &credentials)?;
+        authorize_write(self.state.write_token.as_ref(), &credentials)?;
         let username = parse_username(username.0.as_str())?;
-        if state.store.delete(&username).await.map_err(store_problem)? {
+        if self
+            .state
+            .store
+            .delete(&username)
+            .await
+            .map_err(store_problem)?
+        {
             Ok(DeleteBirthdayResponse::Deleted)
         } else {
             Err(not_found(&username).into())
