@@ -684,8 +684,29 @@ async fn request_ids_are_echoed_or_made_up() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "abc-123");
-    let response = app.get("/hello/alice").await;
-    assert!(response.headers()["x-request-id"].len() >= 16);
+    let made_up = |response: reqwest::Response| {
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let uuid = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(uuid.get_version_num(), 4, "{id}");
+        assert_eq!(id, uuid.hyphenated().to_string());
+        id
+    };
+    let first = made_up(app.get("/hello/alice").await);
+    let second = made_up(app.get("/hello/alice").await);
+    assert_ne!(first, second);
+    for insane in ["has space", &"a".repeat(129), "semi;colon"] {
+        let response = app
+            .client
+            .get(app.url("/hello/alice"))
+            .header("x-request-id", insane)
+            .send()
+            .await
+            .unwrap();
+        made_up(response);
+    }
 }
 
 // --- persistence -------------------------------------------------------------

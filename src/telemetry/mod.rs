@@ -16,7 +16,7 @@ use std::{
 
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Request, Response,
-    http::{HeaderValue, Method},
+    http::{HeaderName, HeaderValue, Method},
 };
 use tracing::Level;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -27,7 +27,7 @@ use self::{
 };
 use crate::{config::LogFormat, ops::metrics::record_request};
 
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Keeps the log-writer thread running; dropping it writes out every line
 /// still pending, so hold it until the process is about to exit.
@@ -118,7 +118,9 @@ where
 /// ([`crate::api::public_endpoint`]) rather than as a layer of its own.
 pub struct RequestObservation {
     started: Instant,
-    request_id: String,
+    /// Kept as the header it is sent back as: a caller's is handed on
+    /// without a copy, and a new one is encoded once.
+    request_id: HeaderValue,
     method: Method,
     route: &'static str,
 }
@@ -129,10 +131,11 @@ impl RequestObservation {
         Self {
             started: Instant::now(),
             request_id: request
-                .header(REQUEST_ID_HEADER)
-                .filter(|id| is_sane_request_id(id))
-                .map(str::to_owned)
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .filter(|id| is_sane_request_id(id.as_bytes()))
+                .cloned()
+                .unwrap_or_else(new_request_id),
             method: request.method().clone(),
             route,
         }
@@ -148,13 +151,23 @@ impl RequestObservation {
             route: self.route,
             status,
             latency_ms: milliseconds(latency),
-            request_id: &self.request_id,
+            // Sane ids are ASCII, so this is the whole id.
+            request_id: self.request_id.to_str().unwrap_or_default(),
         });
-        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, self.request_id);
         response
     }
+}
+
+/// A random (v4) UUID, hyphenated, encoded without the formatting machinery.
+fn new_request_id() -> HeaderValue {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    // A hyphenated UUID is always a valid header value; the fallback only
+    // keeps this free of a panic path.
+    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The target and level of the request event.
@@ -197,11 +210,11 @@ fn milliseconds(latency: std::time::Duration) -> f64 {
     latency.as_nanos() as f64 / 1e6
 }
 
-fn is_sane_request_id(id: &str) -> bool {
+fn is_sane_request_id(id: &[u8]) -> bool {
     (1..=128).contains(&id.len())
         && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
 }
 
 #[cfg(test)]
@@ -210,10 +223,10 @@ mod tests {
 
     #[test]
     fn request_ids_are_short_and_plain() {
-        assert!(is_sane_request_id("4f1c-abc_1.2:3"));
-        assert!(!is_sane_request_id(""));
-        assert!(!is_sane_request_id(&"a".repeat(129)));
-        assert!(!is_sane_request_id("a b"));
-        assert!(!is_sane_request_id("a\nb"));
+        assert!(is_sane_request_id(b"4f1c-abc_1.2:3"));
+        assert!(!is_sane_request_id(b""));
+        assert!(!is_sane_request_id(&[b'a'; 129]));
+        assert!(!is_sane_request_id(b"a b"));
+        assert!(!is_sane_request_id(b"a\nb"));
     }
 }
