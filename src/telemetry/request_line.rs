@@ -71,14 +71,7 @@ impl RequestLine<'_> {
                 line.extend_from_slice(b",\"status\":");
                 line.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
                 line.extend_from_slice(b",\"latency_ms\":");
-                if self.latency_ms.is_finite() {
-                    line.extend_from_slice(
-                        ryu::Buffer::new().format_finite(self.latency_ms).as_bytes(),
-                    );
-                } else {
-                    // serde_json's spelling of what JSON cannot hold.
-                    line.extend_from_slice(b"null");
-                }
+                push_json_number(self.latency_ms, line);
                 line.extend_from_slice(b",\"request_id\":");
                 push_json_string(self.request_id, line);
                 line.extend_from_slice(b",\"target\":\"");
@@ -109,6 +102,13 @@ fn push_text_quoted(value: &str, line: &mut Vec<u8>) {
 fn push_json_string(value: &str, line: &mut Vec<u8>) {
     // Writing into a `Vec` cannot fail.
     let _ = (&mut serde_json::Serializer::new(line)).serialize_str(value);
+}
+
+/// A JSON number as serde_json writes an `f64`, by serde_json itself (ryu,
+/// and `null` for what JSON cannot hold).
+fn push_json_number(value: f64, line: &mut Vec<u8>) {
+    // Writing into a `Vec` cannot fail.
+    let _ = (&mut serde_json::Serializer::new(line)).serialize_f64(value);
 }
 
 /// `value` as `{value:?}` writes it, through ryu where that is sure to
