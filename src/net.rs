@@ -524,9 +524,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             Phase::InRequest if !buf.starts_with(b"HTTP/1.1 1") => {
                 this.await_next_head();
                 // hyper may already be parked in a read that began before
-                // this response; a wake-up makes it read again, which arms
-                // the new deadline.
-                cx.waker().wake_by_ref();
+                // this response, and only a read polls the deadline. Polling
+                // it here arms it for this task; a wake-up that makes hyper
+                // read again did the same at the cost of a second pass
+                // through the connection's whole stack per request.
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    cx.waker().wake_by_ref();
+                }
             }
             // The rest of a response, written in several parts: the next head's
             // time starts when the response is out.
