@@ -63,6 +63,7 @@ bench-quick:
 
 # Instructions per GET and PUT under callgrind: exact and repeatable, unlike wall clock on a
 # shared machine (needs valgrind). Profiles stay in target/instructions/.
+# INSTR_SERVERS=service,bare-sled also measures bare-sled: the difference is the service's own layers.
 bench-instructions:
     python3 benches/load/instructions.py
 
