@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use poem::http::StatusCode;
-use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
+use poem_openapi::{ApiResponse, OpenApi, param::Path};
 
 use super::{
-    ApiTags, AppState, GreetingMessage,
+    ApiTags, AppState, GreetingMessage, JsonBody,
     auth::{WriteCredentials, authorize_write},
     extract::{BirthdayBody, BodyDate, QueryDateText, QueryParam, UsernameText},
     problem::{ApiProblem, Problem, ProblemStatuses, ValidationErrors},
@@ -66,7 +66,7 @@ pub enum PutBirthdayResponse {
 pub enum GetGreetingResponse {
     /// The greeting, with the number of days until the next birthday.
     #[oai(status = 200)]
-    Greeting(Json<GreetingMessage>),
+    Greeting(JsonBody<GreetingMessage>),
 }
 
 #[derive(ApiResponse)]
@@ -148,7 +148,7 @@ impl HelloApi {
                     "the service clock is outside the supported calendar",
                 )
             })?;
-        Ok(GetGreetingResponse::Greeting(Json(GreetingMessage {
+        Ok(GetGreetingResponse::Greeting(JsonBody(GreetingMessage {
             message: Greeting::new(&username, days).into_message(),
         })))
     }
