@@ -2,10 +2,11 @@
 //! 204), GET keeps working, and once space returns writes resume and every
 //! record is intact.
 //!
-//! Two variants:
+//! Three variants:
 //! - a fault-injecting store (always runs): the API's side of the contract;
-//! - the real binary on a small tmpfs filled to the last byte (needs root
-//!   and permission to mount; otherwise skipped with the reason printed).
+//! - the real binary on a small tmpfs filled to the last byte, and the
+//!   store's guard over a tmpfs remounted read-only (both need root and
+//!   permission to mount; otherwise skipped with the reason printed).
 
 use std::{
     collections::HashMap,
@@ -28,7 +29,11 @@ use birthday_api::{
     config::Clock,
     domain::{DateOfBirth, Username},
     net::{GuardedAcceptor, Limits},
-    store::{Record, Store, StoreError, sled_store::SledStore, space_guard::MIN_FREE_BYTES},
+    store::{
+        Record, Store, StoreError,
+        sled_store::SledStore,
+        space_guard::{MIN_FREE_BYTES, SpaceGuard},
+    },
 };
 use chrono::NaiveDate;
 use futures::stream::BoxStream;
@@ -206,6 +211,16 @@ impl Tmpfs {
         self.dir.path()
     }
 
+    /// Remounts it with `option` (`ro`, `rw`).
+    fn remount(&self, option: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{option}")])
+            .arg(self.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -o remount,{option}");
+    }
+
     fn available(&self) -> u64 {
         let stats = rustix::fs::statvfs(self.path()).unwrap();
         stats.f_bavail * stats.f_frsize
@@ -338,4 +353,40 @@ async fn on_a_really_full_tmpfs_the_real_service_degrades_and_recovers() {
     drop(service);
     assert_eq!(export(&data_dir), written);
     let _restarted = service::Service::start(&data_dir_args);
+}
+
+/// The kernel refuses to remount a file system read-only while files on it
+/// are open for writing, as sled's are; ext4 does it anyway on errors. So
+/// the guard is held over an empty tmpfs while the store lives elsewhere.
+#[tokio::test]
+async fn a_data_directory_remounted_read_only_refuses_writes_until_it_is_writable_again() {
+    let tmpfs = match Tmpfs::mount(MIN_FREE_BYTES / 1024 / 1024 + 32) {
+        Ok(tmpfs) => tmpfs,
+        Err(reason) => {
+            eprintln!("SKIPPED: the read-only variant needs a tmpfs mount: {reason}");
+            return;
+        }
+    };
+    let sled_dir = tempfile::tempdir().unwrap();
+    let sled = SledStore::open(sled_dir.path(), 8).unwrap();
+    let guard = SpaceGuard::new(Arc::new(sled), tmpfs.path()).unwrap();
+    let alice = Username::parse("alice").unwrap();
+    let born =
+        DateOfBirth::parse("1990-07-14", NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()).unwrap();
+    guard.put(&alice, born).await.unwrap();
+
+    tmpfs.remount("ro");
+    match guard.put(&alice, born).await {
+        Err(StoreError::Unavailable(reason)) => assert!(reason.contains("read-only"), "{reason}"),
+        other => panic!("a write to a read-only data directory gave {other:?}"),
+    }
+    assert!(matches!(
+        guard.delete(&alice).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert_eq!(guard.get(&alice).await.unwrap(), Some(born));
+
+    tmpfs.remount("rw");
+    guard.put(&alice, born).await.unwrap();
+    assert!(guard.delete(&alice).await.unwrap());
 }

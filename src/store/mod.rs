@@ -8,6 +8,7 @@ pub mod space_guard;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
@@ -77,10 +78,9 @@ pub async fn open(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
     match settings {
         StoreSettings::Sled { data_dir, cache_mb } => {
             let sled = sled_store::SledStore::open(data_dir, *cache_mb)?;
-            Ok(Arc::new(space_guard::SpaceGuard::new(
-                Arc::new(sled),
-                data_dir.clone(),
-            )))
+            let guarded = space_guard::SpaceGuard::new(Arc::new(sled), data_dir)
+                .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+            Ok(Arc::new(guarded))
         }
         StoreSettings::Postgres {
             url,
