@@ -190,6 +190,18 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
+    /// The guard's reserve and 32 MiB more, or `None` (with the reason
+    /// printed) where this test run may not mount.
+    fn mount_or_skip(variant: &str) -> Option<Self> {
+        match Self::mount(MIN_FREE_BYTES / 1024 / 1024 + 32) {
+            Ok(tmpfs) => Some(tmpfs),
+            Err(reason) => {
+                eprintln!("SKIPPED: the {variant} variant needs a tmpfs mount: {reason}");
+                None
+            }
+        }
+    }
+
     fn mount(size_mb: u64) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
         let output = Command::new("mount")
@@ -276,13 +288,8 @@ fn export(data_dir: &Path) -> HashMap<String, String> {
 
 #[tokio::test]
 async fn on_a_really_full_tmpfs_the_real_service_degrades_and_recovers() {
-    let size_mb = MIN_FREE_BYTES / 1024 / 1024 + 32;
-    let tmpfs = match Tmpfs::mount(size_mb) {
-        Ok(tmpfs) => tmpfs,
-        Err(reason) => {
-            eprintln!("SKIPPED: the real-disk variant needs a tmpfs mount: {reason}");
-            return;
-        }
+    let Some(tmpfs) = Tmpfs::mount_or_skip("real-disk") else {
+        return;
     };
     let data_dir = tmpfs.path().join("data");
     let data_dir_args = ["--data-dir", data_dir.to_str().expect("UTF-8 temp dir")];
@@ -360,12 +367,8 @@ async fn on_a_really_full_tmpfs_the_real_service_degrades_and_recovers() {
 /// the guard is held over an empty tmpfs while the store lives elsewhere.
 #[tokio::test]
 async fn a_data_directory_remounted_read_only_refuses_writes_until_it_is_writable_again() {
-    let tmpfs = match Tmpfs::mount(MIN_FREE_BYTES / 1024 / 1024 + 32) {
-        Ok(tmpfs) => tmpfs,
-        Err(reason) => {
-            eprintln!("SKIPPED: the read-only variant needs a tmpfs mount: {reason}");
-            return;
-        }
+    let Some(tmpfs) = Tmpfs::mount_or_skip("read-only") else {
+        return;
     };
     let sled_dir = tempfile::tempdir().unwrap();
     let sled = SledStore::open(sled_dir.path(), 8).unwrap();
