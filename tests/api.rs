@@ -1,4 +1,4 @@
-//! The HTTP contract (`shared/api-contract.md`), rule by rule, against the
+//! The HTTP contract (`../shared/api-contract.md`), rule by rule, against the
 //! real application on a random port with a fresh data dir.
 
 mod common;
