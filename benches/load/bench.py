@@ -7,7 +7,8 @@ starts every server in turn (the bare-poem baseline in its three PUT modes, the
 service on sled with N users and with a small number of users, and on
 PostgreSQL when it is reachable), drives GET and PUT at each concurrency with
 wrk (Lua scripts beside this file), and records requests/s, latency
-percentiles, CPU use of server and load generator, resident memory, and the
+percentiles, CPU use of server (also by thread: requests, group commit,
+sled's threads, log writer) and load generator, resident memory, and the
 time from start to the first 200 from /readyz. Server and wrk run pinned to
 different cores. After each sled server stops, `store-floor`
 (benches/load/store_floor.rs) measures the same data directory with the sled
@@ -252,7 +253,9 @@ class Server:
 def thread_role(comm: str) -> str:
     """What a server thread is for, by its name: the group-commit thread (the
     baseline's and the service's), sled's own threads (its I/O pool and its
-    flusher), the service's log writer, or the requests (tokio and the rest)."""
+    flusher), the service's log writer, or the requests (tokio and the rest).
+    The kernel keeps 15 characters of a name: `sled-group-commit` reads as
+    `sled-group-comm`."""
     if comm in ("group-commit", "sled-group-comm"):
         return "commit"
     if comm.startswith("sled-io-") or comm == "log flusher":
