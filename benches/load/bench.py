@@ -1008,11 +1008,11 @@ def render_floor(results) -> list[str]:
         "Per round, as if everything but sled cost what the baseline costs per request (at the highest "
         "concurrency) and the server core were the bottleneck. GET: baseline-memory CPU / (baseline-memory CPU + "
         "sled GET CPU). Durable PUT: a service on sled swaps the group commit's file and fdatasync for sled's, so "
-        "baseline-group CPU / (baseline-group CPU outside its commit thread + sled PUT CPU). 1M vs 1k users: (baseline + sled at 1k) / "
-        "(baseline + sled at 1M), with the same baselines. That model holds only as far as the baseline's core "
-        "was the bottleneck (its busy share is in the row); a durable PUT mostly waits for the disk, so it also has "
-        "a bound without a CPU model: no service can commit faster than sled alone does at the same concurrency. "
-        "RSS: sled alone, the larger of its GET and PUT runs."
+        "baseline-group CPU / (baseline-group CPU outside its commit thread + sled PUT CPU). 1M vs 1k users: "
+        "(baseline + sled at 1k) / (baseline + sled at 1M), with the same baselines. That model holds only as far "
+        "as the baseline's core was the bottleneck (its busy share is in the row); a durable PUT mostly waits for "
+        "the disk, so it also has a bound without a CPU model: no service can commit faster than sled alone does "
+        "at the same concurrency. RSS: sled alone, the larger of its GET and PUT runs."
     )
     lines.append("")
     lines += table("| Target | Goal | Floor | Reachable with sled? |", "| --- | --- | --- | --- |", floor_targets(results))
