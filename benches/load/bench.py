@@ -189,11 +189,14 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def stat_cpu_seconds(stat: str) -> float:
+    """utime + stime from the text of a /proc/.../stat file (a process's or a thread's)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 class Server:
@@ -270,7 +273,6 @@ THREAD_ROLES = ["request", "commit", "sled", "logs"]
 
 def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
     """utime + stime of each live thread of a process, with its role."""
-    ticks = os.sysconf("SC_CLK_TCK")
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -278,8 +280,7 @@ def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
         except OSError:
             continue  # the thread ended between the listing and the read
         comm = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        out[int(task.name)] = (thread_role(comm), (int(fields[11]) + int(fields[12])) / ticks)
+        out[int(task.name)] = (thread_role(comm), stat_cpu_seconds(text))
     return out
 
 
@@ -311,8 +312,9 @@ class ThreadCpuSampler:
         self.last.update(thread_cpu_seconds(self.pid))
         by_role = dict.fromkeys(THREAD_ROLES, 0.0)
         for tid, (role, seconds) in self.last.items():
-            by_role[role] += seconds - self.first.get(tid, (role, 0.0))[1]
-        by_role["request"] = process_seconds - by_role["commit"] - by_role["sled"] - by_role["logs"]
+            if role != "request":
+                by_role[role] += seconds - self.first.get(tid, (role, 0.0))[1]
+        by_role["request"] = process_seconds - sum(by_role.values())
         return by_role
 
 
