@@ -7,7 +7,10 @@ use birthday_api::{
     startup::Application,
     store, telemetry, transfer,
 };
-use clap::{Parser, error::ErrorKind};
+use clap::{
+    Parser,
+    error::{ContextKind, ContextValue, ErrorKind},
+};
 
 /// mimalloc (`birthday_api::allocator` says why, and why not through the
 /// `mimalloc` crate).
@@ -42,11 +45,35 @@ fn report_usage_error(err: &clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            let rendered = err.to_string();
-            let first_line = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("birthday-api: {first_line}");
+            eprintln!("birthday-api: {}", usage_message(err));
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// Flags whose values are secrets. clap quotes a rejected value in its
+/// message, and stderr is where the logs go (CloudWatch in the deploy).
+const SECRET_FLAGS: [&str; 2] = ["--write-token", "--database-url"];
+
+/// The first line of clap's message, without the value when the flag is a
+/// secret: a token with a stray newline must not end up in the logs.
+fn usage_message(err: &clap::Error) -> String {
+    match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(flag))
+            if SECRET_FLAGS.iter().any(|secret| flag.starts_with(secret)) =>
+        {
+            // The parser's reason is a fixed text, never the value.
+            let reason = std::error::Error::source(err)
+                .map(|source| format!(": {source}"))
+                .unwrap_or_default();
+            format!("error: invalid value for '{flag}'{reason}")
+        }
+        _ => err
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .to_owned(),
     }
 }
 

@@ -40,6 +40,36 @@ fn bad_flags_and_values_exit_2_with_one_line() {
 }
 
 #[test]
+fn a_rejected_secret_is_named_but_never_printed() {
+    for (args, envs, flag, secret) in [
+        (
+            &["--write-token", "hunter2 with a space"][..],
+            &[][..],
+            "--write-token",
+            "hunter2",
+        ),
+        (
+            &[],
+            &[("BIRTHDAY_WRITE_TOKEN", "hunter2\n")],
+            "--write-token",
+            "hunter2",
+        ),
+        (
+            &["export"],
+            &[("DATABASE_URL", "postgres://app:hunter2@db:notaport/people")],
+            "--database-url",
+            "hunter2",
+        ),
+    ] {
+        let output = run(args, envs);
+        assert_eq!(output.status.code(), Some(2), "{args:?} {envs:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains(secret), "the secret was printed: {stderr}");
+        assert!(stderr.contains(flag), "the flag is not named: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+}
+#[test]
 fn help_and_version_exit_0() {
     assert_eq!(run(&["--help"], &[]).status.code(), Some(0));
     assert_eq!(run(&["--version"], &[]).status.code(), Some(0));
