@@ -641,15 +641,32 @@ async fn operations_port_serves_health_readiness_and_metrics() {
     // Usernames never become label values.
     assert!(!metrics.contains("alice"));
     // The public API is not on the operations port.
-    assert_eq!(
+    assert_problem(
         client
             .get(app.admin_url("/hello/alice"))
             .send()
             .await
-            .unwrap()
-            .status(),
-        404
-    );
+            .unwrap(),
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn operations_port_errors_are_problems_too() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/hello/alice", "/readyz/now"] {
+        assert_problem(
+            app.client.get(app.admin_url(path)).send().await.unwrap(),
+            404,
+        )
+        .await;
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = app.client.post(app.admin_url(path)).send().await.unwrap();
+        assert_eq!(response.headers()["allow"], "GET", "POST {path}");
+        assert_problem(response, 405).await;
+    }
 }
 
 #[tokio::test]

@@ -274,7 +274,11 @@ fn boxed_call<E: Endpoint + 'static>(
 
 /// The problem document for an error, whoever raised it, with the `Allow`
 /// header on a 405.
-fn problem_response(err: &poem::Error, method: &Method, allowed: Option<&'static str>) -> Response {
+pub fn problem_response(
+    err: &poem::Error,
+    method: &Method,
+    allowed: Option<&'static str>,
+) -> Response {
     let mut response = problem_for(err, method).into_response();
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
         if let Some(allowed) = allowed {

@@ -6,22 +6,38 @@ pub mod metrics;
 use std::sync::Arc;
 
 use poem::{
-    EndpointExt, IntoResponse, Response, Route, get, handler,
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler,
     http::StatusCode,
     web::{Data, Json},
 };
 use serde_json::json;
 
-use crate::store::Store;
+use crate::{
+    api::{self, problem::Problem},
+    store::Store,
+};
 
-/// `/healthz`, `/readyz`, `/metrics`.
-pub fn admin_routes(store: Arc<dyn Store>) -> impl poem::Endpoint<Output = Response> {
+/// `/healthz`, `/readyz`, `/metrics`. Their errors (an unknown route, a
+/// method other than GET) are problem documents, as on the public port.
+pub fn admin_routes(store: Arc<dyn Store>) -> impl Endpoint<Output = Response> {
     Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(prometheus_metrics))
         .data(store)
-        .map_to_response()
+        .around(answer_errors_with_problems)
+}
+
+async fn answer_errors_with_problems<E: Endpoint>(
+    endpoint: Arc<E>,
+    request: Request,
+) -> poem::Result<Response> {
+    let method = request.method().clone();
+    Ok(match endpoint.call(request).await {
+        Ok(response) => response.into_response(),
+        // Every route of this port takes GET only.
+        Err(err) => api::problem_response(&err, &method, Some("GET")),
+    })
 }
 
 /// 200 while the process is up.
@@ -30,16 +46,19 @@ fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when the store answers, 503 otherwise.
+/// 200 when the store answers, 503 (a problem document naming the reason)
+/// otherwise.
 #[handler]
 async fn readyz(store: Data<&Arc<dyn Store>>) -> Response {
     match store.ping().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "not ready");
-            Json(json!({ "status": "unavailable", "reason": err.to_string() }))
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .into_response()
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store does not answer: {err}"),
+            )
+            .into_response()
         }
     }
 }
