@@ -213,6 +213,17 @@ fn parse_username(raw: &str) -> Result<Username, Problem> {
     })
 }
 
+/// The 400 for a path segment that is not UTF-8 once percent-decoded, so
+/// not a username at all (the router hands it on as no parameter).
+pub(super) fn undecodable_username() -> Problem {
+    Problem::invalid(ValidationErrors {
+        invalid_username: Some(format!(
+            "{USERNAME_RULE} (the path is not UTF-8 once percent-decoded)"
+        )),
+        invalid_date: None,
+    })
+}
+
 fn username_rule_broken(err: UsernameError) -> String {
     format!("{USERNAME_RULE} ({err})")
 }

@@ -13,14 +13,13 @@ use futures::future::BoxFuture;
 use poem::{
     Endpoint, IntoResponse, Request, Response, Route, RouteMethod,
     endpoint::{BoxEndpoint, make_sync},
-    error::ParsePathError,
     get,
     http::{Method, StatusCode, header},
     web::Html,
 };
 use poem_openapi::{
     ContactObject, LicenseObject, Object, OpenApi, OpenApiService, Tags,
-    error::ParseRequestPayloadError,
+    error::{ParsePathError, ParseRequestPayloadError},
     payload::{Json, Payload},
     registry::{MetaApi, MetaSchemaRef, Registry},
     types::Type,
@@ -309,9 +308,7 @@ fn problem_for(err: &poem::Error, method: &Method) -> Problem {
         StatusCode::BAD_REQUEST if err.is::<ParseRequestPayloadError>() => {
             Problem::new(status, format!("the request body is invalid: {err}"))
         }
-        StatusCode::BAD_REQUEST if err.is::<ParsePathError>() => {
-            Problem::new(status, "the path is not valid UTF-8 after percent-decoding")
-        }
+        StatusCode::BAD_REQUEST if err.is::<ParsePathError>() => hello::undecodable_username(),
         status if status.is_server_error() => {
             tracing::error!(error = %err, "request failed");
             Problem::new(status, "the server could not answer this request")
