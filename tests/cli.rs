@@ -122,7 +122,10 @@ fn a_second_process_on_the_same_data_dir_exits_2_naming_it() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&dir.path().display().to_string()),
+        stderr.contains(&format!(
+            "data directory {} is in use by another birthday-api process",
+            dir.path().display()
+        )),
         "{stderr}"
     );
 }

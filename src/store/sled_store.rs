@@ -8,6 +8,7 @@
 //! Concurrent PUTs therefore share fsyncs instead of queueing behind them.
 
 use std::{
+    fs::{File, OpenOptions},
     path::Path,
     thread::{self, JoinHandle},
 };
@@ -24,6 +25,9 @@ use crate::domain::{DateOfBirth, Username};
 pub struct SledStore {
     db: sled::Db,
     group_commit: GroupCommit,
+    /// Held for the store's life. Last, so that it is released only after
+    /// the group commit has closed sled.
+    _directory_lock: File,
 }
 
 impl SledStore {
@@ -32,24 +36,18 @@ impl SledStore {
     pub fn open(data_dir: &Path, cache_mb: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let directory_lock = lock_data_dir(data_dir)?;
         let db = sled::Config::new()
             .path(data_dir)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
             .open()
-            .map_err(|err| match err {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    anyhow::anyhow!(
-                        "data directory {} is in use by another birthday-api process",
-                        data_dir.display()
-                    )
-                }
-                other => anyhow::anyhow!(
-                    "cannot open the sled database in {}: {other}",
-                    data_dir.display()
-                ),
-            })?;
+            .with_context(|| format!("cannot open the sled database in {}", data_dir.display()))?;
         let group_commit = GroupCommit::start(db.clone(), &data_dir.join("db"))?;
-        Ok(Self { db, group_commit })
+        Ok(Self {
+            db,
+            group_commit,
+            _directory_lock: directory_lock,
+        })
     }
 
     async fn make_durable(&self) -> Result<(), StoreError> {
@@ -122,6 +120,44 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.make_durable().await
     }
+}
+
+/// Locks the data directory for this process, or says which directory
+/// another process holds. sled locks its own files too, but reports a
+/// second process only as an I/O error like any other.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
+    let path = data_dir.join("birthday-api.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(anyhow::anyhow!(
+            "data directory {} is in use by another birthday-api process",
+            data_dir.display()
+        )),
+        Err(err) => Err(err).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+/// `Ok(false)` when another process holds the lock.
+#[cfg(unix)]
+fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
+    use rustix::{fs::FlockOperation, io::Errno};
+    match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Elsewhere sled's own lock is the only one.
+#[cfg(not(unix))]
+fn try_lock_exclusive(_file: &File) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 /// Dates are stored as the number of days since 0001-01-01 (4 bytes,
