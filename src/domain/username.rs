@@ -60,12 +60,6 @@ impl fmt::Display for Username {
     }
 }
 
-impl AsRef<str> for Username {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
