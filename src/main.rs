@@ -111,12 +111,19 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            eprintln!("birthday-api: error: cannot handle SIGTERM and SIGINT: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing::info!(
         "serving on http://{addr}, Swagger UI at http://{addr}/docs, operations on http://{admin}",
         addr = application.public_addr(),
         admin = application.admin_addr(),
     );
-    match application.run_until_stopped(shutdown_signal()).await {
+    match application.run_until_stopped(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("birthday-api: error: {err:#}");
@@ -155,26 +162,25 @@ async fn transfer_command(args: &StoreArgs, direction: Direction) -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {},
-                    _ = terminate.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
+/// Completes on SIGINT or SIGTERM. The handlers are in place when this
+/// returns, so that a signal sent as soon as the start-up line appears
+/// stops the service cleanly instead of killing it.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -149,6 +149,64 @@ fn sigterm_stops_cleanly_and_keeps_the_data() {
 }
 
 #[test]
+fn sigint_stops_cleanly_as_sigterm_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(&data_dir(dir.path()));
+    let put = reqwest::blocking::Client::new()
+        .put(service.url("/hello/alice"))
+        .json(&serde_json::json!({"dateOfBirth": "2000-01-01"}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    assert_eq!(service.stop_with("INT"), Some(0), "{}", service.log());
+    assert!(
+        service.log().contains("stopped cleanly"),
+        "{}",
+        service.log()
+    );
+
+    let restarted = Service::start(&data_dir(dir.path()));
+    let get = reqwest::blocking::get(restarted.url("/hello/alice")).unwrap();
+    assert_eq!(get.status(), 200);
+}
+
+#[test]
+fn no_subcommand_means_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start_without_subcommand(&data_dir(dir.path()));
+    let get = reqwest::blocking::get(service.url("/hello/alice")).unwrap();
+    assert_eq!(get.status(), 404);
+    let ready = reqwest::blocking::get(service.admin_url("/readyz")).unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(service.terminate(), Some(0), "{}", service.log());
+}
+
+/// "Today" is the date in `--timezone`. Kiritimati (UTC+14) is always one
+/// or two days ahead of Etc/GMT+12 (UTC-12), so its yesterday is before
+/// today there but today or later at UTC-12, whatever the clock says, and
+/// even if a midnight passes during the test.
+#[test]
+fn the_time_zone_decides_what_today_is() {
+    let kiritimati_yesterday = (chrono::Utc::now()
+        .with_timezone(&chrono_tz::Pacific::Kiritimati)
+        .date_naive()
+        - chrono::Days::new(1))
+    .to_string();
+    for (zone, expected) in [("Pacific/Kiritimati", 204), ("Etc/GMT+12", 400)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = data_dir(dir.path());
+        args.extend(["--timezone", zone]);
+        let service = Service::start(&args);
+        let put = reqwest::blocking::Client::new()
+            .put(service.url("/hello/alice"))
+            .json(&serde_json::json!({"dateOfBirth": kiritimati_yesterday}))
+            .send()
+            .unwrap();
+        assert_eq!(put.status(), expected, "{zone}: {kiritimati_yesterday}");
+    }
+}
+
+#[test]
 fn sigterm_lets_an_in_flight_request_finish() {
     use std::io::{Read, Write};
 
@@ -211,7 +269,7 @@ fn dates_of_birth_and_tokens_never_reach_the_logs() {
             .send()
             .unwrap();
         client.get(service.url("/hello/alice")).send().unwrap();
-        assert_eq!(service.terminate(), Some(0));
+        assert_eq!(service.terminate(), Some(0), "{}", service.log());
 
         let logs = service.log();
         assert!(
@@ -249,7 +307,7 @@ fn request_lines_name_the_request_and_follow_the_log_filter() {
             .send()
             .unwrap();
         assert_eq!(answer.status(), 404);
-        assert_eq!(service.terminate(), Some(0));
+        assert_eq!(service.terminate(), Some(0), "{}", service.log());
         service.log()
     };
     let request_line = |logs: &str| -> String {

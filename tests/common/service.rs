@@ -10,6 +10,7 @@ use std::{
     net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, mpsc},
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -34,6 +35,8 @@ pub struct Service {
     pub public: SocketAddr,
     pub admin: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// Reads the child's stderr into `log` until the child is gone.
+    log_reader: Option<JoinHandle<()>>,
 }
 
 impl Service {
@@ -54,14 +57,24 @@ impl Service {
         Self::try_start_with_log_filter(args, "info")
     }
 
+    /// Starts the binary with no subcommand, which must mean `serve`.
+    pub fn start_without_subcommand(args: &[&str]) -> Self {
+        Self::spawn(&[], args, "info")
+            .unwrap_or_else(|err| panic!("birthday-api did not start: {err}"))
+    }
+
     fn try_start_with_log_filter(args: &[&str], filter: &str) -> Result<Self, String> {
+        Self::spawn(&["serve"], args, filter)
+    }
+
+    fn spawn(subcommand: &[&str], args: &[&str], filter: &str) -> Result<Self, String> {
         let log_format: &[&str] = if args.contains(&"--log-format") {
             &[]
         } else {
             &["--log-format", "json"]
         };
         let mut child = command()
-            .arg("serve")
+            .args(subcommand)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(log_format)
             .args(args)
@@ -76,7 +89,7 @@ impl Service {
         let (addresses, found) = mpsc::channel();
         let lines = log.clone();
         // Keeps reading after start-up too: a full pipe would block the child.
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             let mut addresses = Some(addresses);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -96,12 +109,12 @@ impl Service {
                 public,
                 admin,
                 log,
+                log_reader: Some(log_reader),
             }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
-                // The reader thread has seen everything once the child is gone.
-                std::thread::sleep(Duration::from_millis(100));
+                let _ = log_reader.join();
                 let log = log.lock().map(|lines| lines.join("\n")).unwrap_or_default();
                 Err(format!(
                     "no start-up line (exit: {status:?}); stderr:\n{log}"
@@ -130,18 +143,43 @@ impl Service {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.read_log_to_the_end();
     }
 
     /// Sends SIGTERM and returns at once.
     pub fn send_sigterm(&self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.send_signal("TERM");
     }
 
-    /// SIGTERM, then the exit code once the process is gone.
+    /// Sends the signal `name` (`TERM`, `INT`, ...) and returns at once.
+    pub fn send_signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status();
+    }
+
+    /// SIGTERM, then the exit code once the process is gone (and all it
+    /// logged is in [`Service::log`]).
     pub fn terminate(&mut self) -> Option<i32> {
-        self.send_sigterm();
-        self.child.wait().ok().and_then(|status| status.code())
+        self.stop_with("TERM")
+    }
+
+    /// Sends the signal `name`, then returns the exit code once the process
+    /// is gone (and all it logged is in [`Service::log`]).
+    pub fn stop_with(&mut self, name: &str) -> Option<i32> {
+        self.send_signal(name);
+        let code = self.child.wait().ok().and_then(|status| status.code());
+        self.read_log_to_the_end();
+        code
+    }
+
+    /// Once the child has exited, waits until its last lines are read: the
+    /// pipe may still hold some when `wait` returns.
+    fn read_log_to_the_end(&mut self) {
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
     }
 
     /// `false` once the process has exited.
