@@ -605,6 +605,63 @@ async fn served_documents_are_the_committed_ones() {
     );
 }
 
+/// Clients generated from the document must know every answer an operation
+/// can get, also the request limits' refusals, which come before the
+/// operation runs.
+#[tokio::test]
+async fn the_limits_refusals_are_declared_for_every_operation() {
+    let app = TestApp::spawn().await;
+    let spec: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let long_name = "a".repeat(9 * 1024);
+    let big_header = "x".repeat(7 * 1024);
+    let big_body = "{}".repeat(3 * 1024);
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let responses =
+            &spec["paths"]["/hello/{username}"][method.as_str().to_lowercase()]["responses"];
+        let refusals = [
+            app.client
+                .request(method.clone(), app.url(&format!("/hello/{long_name}")))
+                .send()
+                .await
+                .unwrap(),
+            app.client
+                .request(method.clone(), app.url("/hello/alice"))
+                .header("x-one", &big_header)
+                .header("x-two", &big_header)
+                .header("x-three", &big_header)
+                .send()
+                .await
+                .unwrap(),
+            app.client
+                .request(method.clone(), app.url("/hello/alice"))
+                .header("content-type", "application/json")
+                .body(big_body.clone())
+                .send()
+                .await
+                .unwrap(),
+        ];
+        for (refusal, expected) in refusals.into_iter().zip([414, 431, 413]) {
+            assert_eq!(refusal.status(), expected, "{method}");
+            let declared = &responses[expected.to_string()]["content"]["application/problem+json"];
+            assert!(
+                declared.is_object(),
+                "{method} can be answered {expected}, which the document does not declare"
+            );
+            assert_problem(refusal, expected).await;
+        }
+        assert!(
+            responses["503"]["headers"]["Retry-After"].is_object(),
+            "{method}: {}",
+            responses["503"]
+        );
+        assert!(responses["408"].is_object(), "{method}: {responses}");
+    }
+}
+
 // --- operations port ---------------------------------------------------------
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use poem::{
 };
 use poem_openapi::{
     ApiResponse, Object,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
     types::{ToJSON, Type},
 };
 
@@ -145,7 +145,11 @@ impl<S: ProblemStatuses> ApiResponse for ApiProblem<S> {
                         content_type: PROBLEM_CONTENT_TYPE,
                         schema: Problem::schema_ref(),
                     }],
-                    headers: vec![],
+                    headers: if status == 503 {
+                        vec![retry_after()]
+                    } else {
+                        vec![]
+                    },
                 })
                 .collect(),
         }
@@ -153,6 +157,19 @@ impl<S: ProblemStatuses> ApiResponse for ApiProblem<S> {
 
     fn register(registry: &mut Registry) {
         Problem::register(registry);
+    }
+}
+
+/// Sent with the 503 of a request that timed out (`net::answer_within`).
+fn retry_after() -> MetaHeader {
+    MetaHeader {
+        name: "Retry-After".into(),
+        description: Some(
+            "Seconds to wait before retrying; sent when the request timed out".into(),
+        ),
+        required: false,
+        deprecated: false,
+        schema: u32::schema_ref(),
     }
 }
 
