@@ -4,8 +4,10 @@
 //! Driver: sqlx (runtime queries only, no compile-time checked macros, so
 //! building needs no database) with its own connection pool, rustls on ring
 //! for `sslmode=require`/`verify-full`. Every write is one auto-committed
-//! statement, so a call returns only after PostgreSQL committed it; with the
-//! server's default `synchronous_commit = on` that commit is on disk.
+//! statement, so a call returns only after PostgreSQL committed it, and
+//! every session asks for `synchronous_commit = on` (PostgreSQL's default,
+//! which a server, database or role setting may have turned off), so that
+//! commit is on disk.
 //!
 //! Every call is bounded by the configured timeout: the pool gives up
 //! acquiring a connection after it, and the whole call is cancelled after
@@ -117,7 +119,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(half)
-            .connect_lazy_with(options.options([("statement_timeout", statement_timeout)]));
+            .connect_lazy_with(options.options([
+                ("statement_timeout", statement_timeout.as_str()),
+                ("synchronous_commit", "on"),
+            ]));
         Ok(Self { pool, timeout })
     }
 
@@ -330,6 +335,49 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(summary(&embedded), summary(&on_disk));
+    }
+
+    /// A 204 means on disk even on a database whose default says
+    /// otherwise. Runs when `TEST_DATABASE_URL` names a server (CI sets it).
+    #[tokio::test]
+    async fn sessions_commit_synchronously_whatever_the_database_default() {
+        let Some(admin_url) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
+            eprintln!("NOTE: TEST_DATABASE_URL is not set; skipped");
+            return;
+        };
+        let admin_options: PgConnectOptions = admin_url.parse().unwrap();
+        let name = format!("birthday_sync_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect_with(&admin_options).await.unwrap();
+        for statement in [
+            format!(r#"CREATE DATABASE "{name}""#),
+            format!(r#"ALTER DATABASE "{name}" SET synchronous_commit = off"#),
+        ] {
+            sqlx::query(&statement).execute(&mut admin).await.unwrap();
+        }
+        let url = DatabaseUrl(Box::new(admin_options.clone().database(&name)));
+
+        let plain: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut PgConnection::connect_with(&url.0).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(plain, "off", "the database default did not take");
+        let store = PostgresStore::open(&url, 1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(setting, "on");
+
+        store.pool.close().await;
+        sqlx::query(&format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#))
+            .execute(&mut admin)
+            .await
+            .unwrap();
     }
 
     #[test]
