@@ -9,12 +9,22 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use service::Service;
 
 const WRITERS: usize = 32;
+/// Acknowledged writes to wait for before the kill.
+const ACKNOWLEDGED_BEFORE_KILL: usize = 500;
+
+#[derive(Default)]
+struct Outcome {
+    /// Answered 204: must be there after the restart.
+    acknowledged: Vec<(String, String)>,
+    /// Answered otherwise, or failed, before the kill (must never happen).
+    refused: Vec<String>,
+}
 
 #[test]
 fn acknowledged_writes_survive_kill_9() {
@@ -23,11 +33,15 @@ fn acknowledged_writes_survive_kill_9() {
     let mut service = Service::start(&data_dir);
     let base = service.url("");
 
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Set just before the kill: a transport error seen while it is false
+    // came from a live service.
+    let killing = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
-            let (base, acknowledged, stop) = (base.clone(), acknowledged.clone(), stop.clone());
+            let (base, outcome, stop, killing) =
+                (base.clone(), outcome.clone(), stop.clone(), killing.clone());
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::builder()
                     .timeout(Duration::from_secs(10))
@@ -50,30 +64,58 @@ fn acknowledged_writes_survive_kill_9() {
                         .put(format!("{base}/hello/{name}"))
                         .json(&serde_json::json!({"dateOfBirth": dob}))
                         .send();
+                    let mut outcome = outcome.lock().unwrap();
                     match response {
                         Ok(response) if response.status() == 204 => {
-                            acknowledged.lock().unwrap().push((name, dob));
+                            outcome.acknowledged.push((name, dob));
                         }
-                        // The process died under us: this write was never acknowledged.
-                        _ => break,
+                        // A live service answered something else: a failure,
+                        // whatever the kill does later.
+                        Ok(response) => outcome
+                            .refused
+                            .push(format!("{name}: {}", response.status())),
+                        // The process died under us: this write was never
+                        // acknowledged. Before the kill it is a failure.
+                        Err(err) => {
+                            if !killing.load(Ordering::SeqCst) {
+                                outcome.refused.push(format!("{name}: {err}"));
+                            }
+                            break;
+                        }
                     }
                 }
             })
         })
         .collect();
 
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill mid-stream, once there is plenty to lose.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (acknowledged, refused) = {
+            let outcome = outcome.lock().unwrap();
+            (outcome.acknowledged.len(), outcome.refused.clone())
+        };
+        assert!(refused.is_empty(), "before the kill: {refused:?}");
+        if acknowledged >= ACKNOWLEDGED_BEFORE_KILL {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {acknowledged} writes acknowledged after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    killing.store(true, Ordering::SeqCst);
     service.kill();
     stop.store(true, Ordering::Relaxed);
     for writer in writers {
         writer.join().unwrap();
     }
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(
-        acknowledged.len() > 50,
-        "too little load: {}",
-        acknowledged.len()
-    );
+    let Outcome {
+        acknowledged,
+        refused,
+    } = std::mem::take(&mut *outcome.lock().unwrap());
+    assert!(refused.is_empty(), "before the kill: {refused:?}");
 
     let restarted = Service::start(&data_dir);
     let client = reqwest::blocking::Client::new();

@@ -16,13 +16,13 @@ mod pg;
 mod service;
 
 use std::{
-    net::TcpListener,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     process::{Command, Output},
     time::{Duration, Instant},
 };
 
+use chrono::NaiveDate;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use service::Service;
@@ -32,11 +32,14 @@ const TIMEOUT_MS: u64 = 1000;
 /// The timeout plus scheduling slack on a loaded two-core CI machine.
 const BOUND: Duration = Duration::from_millis(TIMEOUT_MS + 1500);
 
+/// The private cluster listens on a Unix socket in its own directory only,
+/// so this number names the socket file and no TCP port is taken.
+const PORT: u16 = 5432;
+
 /// A PostgreSQL cluster that belongs to this test alone.
 struct PrivateCluster {
     bin: PathBuf,
     dir: tempfile::TempDir,
-    port: u16,
     as_postgres_user: bool,
 }
 
@@ -54,14 +57,9 @@ impl PrivateCluster {
                 .args(["-R", "postgres:"])
                 .arg(dir.path()))?;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|err| err.to_string())?
-            .port();
         let cluster = Self {
             bin,
             dir,
-            port,
             as_postgres_user,
         };
         cluster.pg(
@@ -86,8 +84,12 @@ impl PrivateCluster {
         self.dir.path().join("data").display().to_string()
     }
 
+    /// Connects through the socket in the cluster's directory.
     fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let socket_dir = self.dir.path().display().to_string();
+        let socket_dir =
+            percent_encoding::utf8_percent_encode(&socket_dir, percent_encoding::NON_ALPHANUMERIC);
+        format!("postgres://postgres@localhost:{PORT}/postgres?host={socket_dir}")
     }
 
     fn pg(&self, program: &str, args: &[&str]) -> Result<Output, String> {
@@ -104,8 +106,7 @@ impl PrivateCluster {
 
     fn start(&self) -> Result<(), String> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=16MB -c max_connections=40",
-            self.port,
+            "-p {PORT} -k {} -c listen_addresses='' -c shared_buffers=16MB -c max_connections=40",
             self.dir.path().display()
         );
         let log = self.dir.path().join("postgres.log").display().to_string();
@@ -324,6 +325,15 @@ impl Api {
     }
 }
 
+/// The date of birth stored for `user`, read by SQL.
+async fn stored_date(connection: &mut PgConnection, user: &str) -> Option<NaiveDate> {
+    sqlx::query_scalar("SELECT date_of_birth FROM people WHERE username = $1")
+        .bind(user)
+        .fetch_optional(connection)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_answers_503_while_postgresql_is_gone_and_recovers_without_restart() {
     if pg::admin_url().is_none() {
@@ -376,7 +386,9 @@ async fn the_service_answers_503_while_postgresql_is_gone_and_recovers_without_r
     // long migration, a stuck transaction). Readiness stays up; the API
     // answers 503 in time, and the server abandons those statements too, so
     // none of the refused PUTs lands once the lock is gone.
-    let before = api.get("bob").await.text().await.unwrap();
+    let mut admin = PgConnection::connect(&cluster.url()).await.unwrap();
+    let before = stored_date(&mut admin, "bob").await;
+    assert_eq!(before, NaiveDate::from_ymd_opt(1985, 6, 15));
     let mut locker = PgConnection::connect(&cluster.url()).await.unwrap();
     locker.execute("BEGIN").await.unwrap();
     locker
@@ -391,9 +403,34 @@ async fn the_service_answers_503_while_postgresql_is_gone_and_recovers_without_r
         "the database still answers"
     );
     locker.execute("ROLLBACK").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = api.get("bob").await.text().await.unwrap();
-    assert_eq!(before, after, "a PUT that answered 503 was applied later");
+    let _ = locker.close().await;
+    // Once none of the service's statements is still running, none of the
+    // refused PUTs can land any more.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let busy: Vec<(i32, String, String)> = sqlx::query_as(
+            "SELECT pid, coalesce(state, ''), coalesce(query, '') FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'birthday-api' \
+             AND state IS DISTINCT FROM 'idle'",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        if busy.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service's statements still run 30 s after the lock: {busy:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stored_date(&mut admin, "bob").await,
+        before,
+        "a PUT that answered 503 was applied later"
+    );
+    let _ = admin.close().await;
 
     assert!(
         api.service.is_running(),

@@ -19,11 +19,11 @@ use std::{
     time::Duration,
 };
 
-use birthday_api::domain::{DateOfBirth, Greeting, Username, days_until_next_birthday};
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use service::Service;
+use sqlx::PgPool;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -37,25 +37,41 @@ fn nth_date(n: u64) -> NaiveDate {
     NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + Days::new(7 * (n % 52))
 }
 
-/// The greetings `date` may produce for `user` (today or, across a
-/// midnight during the test, tomorrow).
-fn greetings(user: &str, date: NaiveDate) -> [String; 2] {
-    let username = Username::parse(user).unwrap();
-    let dob = DateOfBirth::from_stored(date).unwrap();
-    let today = Utc::now().date_naive();
-    [today, today + Days::new(1)].map(|day| {
-        Greeting::new(&username, days_until_next_birthday(dob, day).unwrap()).into_message()
-    })
+/// The date of birth the database holds for `user`, read by SQL.
+async fn stored(db: &PgPool, user: &str) -> Option<NaiveDate> {
+    sqlx::query_scalar("SELECT date_of_birth FROM people WHERE username = $1")
+        .bind(user)
+        .fetch_optional(db)
+        .await
+        .expect("SELECT from people")
 }
 
-async fn put(client: &reqwest::Client, replica: &str, user: &str, date: NaiveDate) -> StatusCode {
+/// The status, or `Err` when no answer came (the connection failed).
+async fn put(
+    client: &reqwest::Client,
+    replica: &str,
+    user: &str,
+    date: NaiveDate,
+) -> Result<StatusCode, reqwest::Error> {
     client
         .put(format!("{replica}/hello/{user}"))
         .json(&json!({ "dateOfBirth": date.format("%Y-%m-%d").to_string() }))
         .send()
         .await
         .map(|response| response.status())
-        .unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// The greeting every replica gives for `user`; fails unless all agree.
+async fn agreed_greeting(client: &reqwest::Client, urls: &[String], user: &str) -> Option<String> {
+    let mut views = Vec::new();
+    for url in urls {
+        views.push(greeting(client, url, user).await);
+    }
+    assert!(
+        views.iter().all(|view| *view == views[0]),
+        "{user}: the replicas disagree: {views:?}"
+    );
+    views.swap_remove(0)
 }
 
 async fn greeting(client: &reqwest::Client, replica: &str, user: &str) -> Option<String> {
@@ -116,26 +132,53 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
         assert_eq!(ready.status(), StatusCode::OK);
     }
     let urls: Arc<Vec<String>> = Arc::new(replicas.iter().map(|r| r.url("")).collect());
+    // The test's own view of what the replicas stored.
+    let db = PgPool::connect(database.url())
+        .await
+        .expect("connect to the test database");
 
     // 1. Concurrent writers, each rotating its writes over the replicas and
-    //    reading every write back through a *different* replica.
+    //    reading every write back through a *different* replica: the date is
+    //    stored, and the other replica's greeting is the writing replica's,
+    //    and no longer the one before the write (the dates are a week apart,
+    //    so every write changes the greeting).
     let writers: Vec<_> = (0..24u64)
         .map(|writer| {
-            let (client, urls) = (client.clone(), urls.clone());
+            let (client, urls, db) = (client.clone(), urls.clone(), db.clone());
             tokio::spawn(async move {
                 let user = format!("writer{}", char::from(b'a' + writer as u8));
                 let mut last = None;
+                let mut before = None;
                 for round in 0..12u64 {
                     let date = nth_date(writer + round);
                     let via = &urls[((writer + round) % 3) as usize];
-                    assert_eq!(put(&client, via, &user, date).await, StatusCode::NO_CONTENT);
+                    let status = put(&client, via, &user, date).await.expect("PUT answered");
+                    assert_eq!(
+                        status,
+                        StatusCode::NO_CONTENT,
+                        "{user}: write {round} via {via}"
+                    );
+                    assert_eq!(
+                        stored(&db, &user).await,
+                        Some(date),
+                        "{user}: write {round} via {via} not stored"
+                    );
                     let other = &urls[((writer + round + 1) % 3) as usize];
                     let seen = greeting(&client, other, &user).await;
                     assert!(
-                        seen.as_ref()
-                            .is_some_and(|seen| greetings(&user, date).contains(seen)),
-                        "{user}: write {round} via {via} not seen via {other}: {seen:?}"
+                        seen.is_some(),
+                        "{user}: write {round} via {via} not seen via {other}"
                     );
+                    assert_ne!(
+                        seen, before,
+                        "{user}: write {round} via {via}: {other} still greets as before it"
+                    );
+                    let own = greeting(&client, via, &user).await;
+                    assert_eq!(
+                        seen, own,
+                        "{user}: write {round}: {other} and {via} disagree"
+                    );
+                    before = seen;
                     last = Some(date);
                 }
                 (user, last.unwrap())
@@ -148,14 +191,9 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
         final_dates.insert(user, date);
     }
     for (user, date) in &final_dates {
-        for url in urls.iter() {
-            let seen = greeting(&client, url, user).await;
-            assert!(
-                seen.as_ref()
-                    .is_some_and(|seen| greetings(user, *date).contains(seen)),
-                "{user} via {url}: {seen:?}"
-            );
-        }
+        assert_eq!(stored(&db, user).await, Some(*date), "{user}: last write");
+        let seen = agreed_greeting(&client, &urls, user).await;
+        assert!(seen.is_some(), "{user}: not found");
     }
 
     // 2. Writers racing on one key through all three: afterwards every
@@ -167,7 +205,7 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
                 for round in 0..5 {
                     let via = &urls[((racer + round) % 3) as usize];
                     let status = put(&client, via, "contended", nth_date(racer)).await;
-                    assert_eq!(status, StatusCode::NO_CONTENT);
+                    assert_eq!(status.expect("PUT answered"), StatusCode::NO_CONTENT);
                 }
             })
         })
@@ -175,71 +213,105 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
     for racer in racers {
         racer.await.expect("racer task");
     }
-    let mut views = Vec::new();
-    for url in urls.iter() {
-        views.push(greeting(&client, url, "contended").await.expect("stored"));
-    }
-    assert!(views.iter().all(|view| *view == views[0]), "{views:?}");
+    let view = agreed_greeting(&client, &urls, "contended").await;
+    assert!(view.is_some(), "contended: not found");
+    let winner = stored(&db, "contended").await.expect("contended stored");
     assert!(
-        (0..30).any(|racer| greetings("contended", nth_date(racer)).contains(&views[0])),
-        "{views:?}"
+        (0..30).any(|racer| nth_date(racer) == winner),
+        "contended: {winner} was never written"
     );
 
     // 3. kill -9 the third replica while writers stream PUTs through it.
     let stop = Arc::new(AtomicBool::new(false));
+    // Set just before the kill: a failed PUT while it is false failed on a
+    // live replica.
+    let killing = Arc::new(AtomicBool::new(false));
     let acknowledged_so_far = Arc::new(AtomicUsize::new(0));
+    let refused_so_far = Arc::new(AtomicUsize::new(0));
     let doomed = urls[2].clone();
     let streamers: Vec<_> = (0..8u64)
         .map(|streamer| {
-            let (client, doomed, stop, counter) = (
+            let (client, doomed, stop, killing, counter, refused_counter) = (
                 client.clone(),
                 doomed.clone(),
                 stop.clone(),
+                killing.clone(),
                 acknowledged_so_far.clone(),
+                refused_so_far.clone(),
             );
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
+                let mut refused = Vec::new();
                 let mut sequence = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let user = format!("s{}n{}", letter(streamer), letters(sequence));
                     match put(&client, &doomed, &user, nth_date(sequence)).await {
-                        StatusCode::NO_CONTENT => {
+                        Ok(StatusCode::NO_CONTENT) => {
                             acknowledged.push((user, nth_date(sequence)));
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
-                        // The connection died with the process: not acknowledged.
-                        _ => break,
+                        // A live replica answered something else.
+                        Ok(status) => {
+                            refused.push(format!("{user}: {status}"));
+                            refused_counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // The connection died with the process: not
+                        // acknowledged. Before the kill it is a failure.
+                        Err(err) => {
+                            if !killing.load(Ordering::SeqCst) {
+                                refused.push(format!("{user}: {err}"));
+                                refused_counter.fetch_add(1, Ordering::Relaxed);
+                            }
+                            break;
+                        }
                     }
                     sequence += 1;
                 }
-                acknowledged
+                (acknowledged, refused)
             })
         })
         .collect();
     // Kill mid-stream, once there is plenty to lose.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while acknowledged_so_far.load(Ordering::Relaxed) < 200 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while acknowledged_so_far.load(Ordering::Relaxed) < 200
+        && refused_so_far.load(Ordering::Relaxed) == 0
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the replica acknowledged too few PUTs"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    killing.store(true, Ordering::SeqCst);
     replicas[2].kill();
     stop.store(true, Ordering::Relaxed);
-    let mut acknowledged = Vec::new();
+    let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
     for streamer in streamers {
-        acknowledged.extend(streamer.await.expect("streamer task"));
+        let (acked, failed) = streamer.await.expect("streamer task");
+        acknowledged.extend(acked);
+        refused.extend(failed);
     }
+    assert!(refused.is_empty(), "before the kill: {refused:?}");
+    let rows: Vec<(String, NaiveDate)> =
+        sqlx::query_as("SELECT username, date_of_birth FROM people")
+            .fetch_all(&db)
+            .await
+            .expect("SELECT from people");
+    let rows: HashMap<String, NaiveDate> = rows.into_iter().collect();
     for (index, (user, date)) in acknowledged.iter().enumerate() {
+        assert_eq!(
+            rows.get(user),
+            Some(date),
+            "acknowledged {user} lost after kill -9"
+        );
         let via = &urls[index % 2];
         let seen = greeting(&client, via, user).await;
         assert!(
-            seen.as_ref()
-                .is_some_and(|seen| greetings(user, *date).contains(seen)),
-            "acknowledged {user} lost after kill -9 (via {via}): {seen:?}"
+            seen.is_some(),
+            "acknowledged {user} not readable after kill -9 (via {via})"
         );
     }
+    db.close().await;
     eprintln!(
         "{} PUTs acknowledged by the killed replica, all readable through the survivors",
         acknowledged.len()
