@@ -242,28 +242,44 @@ impl Api {
             .expect("GET answered")
     }
 
-    async fn ready(&self) -> StatusCode {
+    async fn readiness(&self) -> reqwest::Response {
         self.client
             .get(self.service.admin_url("/readyz"))
             .send()
             .await
             .expect("readyz answered")
-            .status()
+    }
+
+    async fn ready(&self) -> StatusCode {
+        self.readiness().await.status()
     }
 
     /// While the database is unreachable: readiness and every API call
-    /// answer 503 within the timeout, the API with a problem document.
+    /// answer 503 within the timeout, all with a problem document.
     async fn assert_unavailable(&self, what: &str) {
         let started = Instant::now();
-        assert_eq!(
-            self.ready().await,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{what}"
-        );
+        let readiness = self.readiness().await;
         assert!(
             started.elapsed() < BOUND,
             "{what}: /readyz took {:?}",
             started.elapsed()
+        );
+        assert_eq!(
+            readiness.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what}"
+        );
+        assert_eq!(
+            readiness.headers()["content-type"],
+            "application/problem+json",
+            "{what}"
+        );
+        let problem: Value = readiness.json().await.expect("problem document");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.starts_with("the store does not answer")),
+            "{what}: {problem}"
         );
         self.assert_api_unavailable(what, "1985-06-15").await;
     }
