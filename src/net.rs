@@ -27,7 +27,7 @@ use std::{
 use futures::{FutureExt, future::BoxFuture};
 use poem::{
     IntoResponse, Request, Response,
-    http::{Method, StatusCode, header},
+    http::{Method, StatusCode, Version, header},
     listener::Acceptor,
     web::{LocalAddr, RemoteAddr},
 };
@@ -652,10 +652,14 @@ async fn buffer_body(request: &mut Request, timeout: Duration) -> Result<(), Pro
     let declared: Option<u64> = request
         .header(header::CONTENT_LENGTH)
         .and_then(|length| length.parse().ok());
-    let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+    // HTTP/1.1 says with a header that a body of unknown length follows;
+    // HTTP/2 frames any body, so there one may come without either header.
+    let unknown_length = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request.version() >= Version::HTTP_2;
     match declared {
         Some(length) if length > MAX_BODY_BYTES as u64 => return Err(payload_too_large()),
-        Some(0) | None if !chunked => return Ok(()),
+        Some(0) => return Ok(()),
+        None if !unknown_length => return Ok(()),
         _ => {}
     }
     match tokio::time::timeout(timeout, read_whole_body(request.take_body())).await {

@@ -326,6 +326,41 @@ async fn a_body_trickled_too_slowly_is_answered_408() {
     assert!(started.elapsed() >= SECOND, "{:?}", started.elapsed());
 }
 
+/// HTTP/2 frames a body without `Content-Length` or `Transfer-Encoding`; one
+/// that stalls must be cut off as an HTTP/1.1 body is, not left to the
+/// handler until the request timeout.
+#[tokio::test]
+async fn an_http2_body_that_stalls_is_answered_408() {
+    use futures::StreamExt as _;
+
+    let service = serve(limits(), Duration::ZERO).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let stalled_body = futures::stream::once(async {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"dateOfBirth\""))
+    })
+    .chain(futures::stream::pending());
+    let response = tokio::time::timeout(
+        HANG_GUARD,
+        client
+            .put(format!("http://{}/hello/alice", service.addr))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stalled_body))
+            .send(),
+    )
+    .await
+    .expect("the stalled body was never cut off")
+    .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 408);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
 #[tokio::test]
 async fn connections_over_the_cap_are_answered_503_until_one_closes() {
     let limits = Limits {
