@@ -189,6 +189,65 @@ async fn sled_to_postgresql_and_back_keeps_every_record() {
     .expect("round trip");
 }
 
+/// A backup of a large table takes longer than any one call may: the
+/// export must not be one statement under the statement timeout (it was,
+/// and a 1 M-row export stopped after a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_export_outlasts_the_statement_timeout() {
+    let Some(database) = pg::TestDatabase::create().await else {
+        return;
+    };
+    let url = database.url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        const ROWS: usize = 200_000;
+        let names: Vec<String> = (0..ROWS).map(letters).collect();
+        let lines: String = names
+            .iter()
+            .map(|name| format!("{{\"username\":\"{name}\",\"dateOfBirth\":\"1990-05-17\"}}\n"))
+            .collect();
+        import(&postgres(&url), &lines);
+
+        // 100 ms for a statement; the reader takes a second to start.
+        let mut exporter = service::command()
+            .arg("export")
+            .args(postgres(&url))
+            .args(["--database-timeout-ms", "200"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run export");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(&mut exporter.stdout.take().expect("stdout"), &mut stdout)
+            .expect("read export");
+        let exporter = exporter.wait_with_output().expect("export finished");
+        assert!(
+            exporter.status.success(),
+            "{}",
+            String::from_utf8_lossy(&exporter.stderr)
+        );
+        let exported = parse_export(&stdout);
+        assert_eq!(exported.len(), ROWS);
+        assert!(names.iter().all(|name| exported.contains_key(name)));
+    })
+    .await
+    .expect("export");
+}
+
+/// The `n`th name of letters only: a, b, ..., z, ba, bb, ...
+fn letters(mut n: usize) -> String {
+    let mut name = Vec::new();
+    loop {
+        name.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    name.reverse();
+    String::from_utf8(name).expect("ASCII letters")
+}
+
 #[test]
 fn import_into_an_unreachable_database_fails_without_a_panic() {
     let output = service::command()

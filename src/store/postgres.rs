@@ -9,10 +9,12 @@
 //! which a server, database or role setting may have turned off), so that
 //! commit is on disk.
 //!
-//! Every call is bounded by the configured timeout: the pool gives up
-//! acquiring a connection after it, and the whole call is cancelled after
-//! it, so a database that is down or hung turns into
-//! [`StoreError::Unavailable`] (a 503) instead of a hanging request.
+//! Every call is bounded by the configured timeout: waiting for a
+//! connection and running the statement get half of it each (the pool's
+//! acquire timeout, the server's `statement_timeout`), and the caller gives
+//! up a little after the whole of it, so a database that is down or hung
+//! turns into [`StoreError::Unavailable`] (a 503) instead of a hanging
+//! request. An export is many such calls, one per page of rows.
 
 use std::{borrow::Cow, collections::HashMap, fmt, str::FromStr, time::Duration};
 
@@ -21,7 +23,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use futures::{
     future::BoxFuture,
-    stream::{BoxStream, StreamExt},
+    stream::{self, BoxStream, StreamExt},
 };
 use sqlx::{
     Connection as _, PgPool,
@@ -86,6 +88,10 @@ impl fmt::Display for DatabaseUrl {
         )
     }
 }
+
+/// Rows per query of an export: a page takes milliseconds, well inside
+/// the statement timeout.
+const EXPORT_PAGE_ROWS: i64 = 10_000;
 
 /// How much longer than the configured timeout a caller waits, so that the
 /// server's own timeouts (which add up to the configured one) fire first.
@@ -263,20 +269,35 @@ impl Store for PostgresStore {
 
     /// One statement, so the export is a consistent snapshot. Not bounded
     /// by the request timeout: a large export may take longer.
+    /// Page by page in key order, each page one bounded query: a single
+    /// query for the whole table would run into the statement timeout on a
+    /// large one (a 1 M-row export stopped after a second).
     fn export(&self) -> BoxStream<'_, Result<Record, StoreError>> {
-        sqlx::query_as::<_, (String, NaiveDate)>(
-            "SELECT username, date_of_birth FROM people ORDER BY username",
-        )
-        .fetch(&self.pool)
-        .map(|row| {
-            let (name, date) = row.map_err(store_error)?;
-            let username = Username::parse(&name)
-                .map_err(|err| StoreError::Corrupt(format!("stored username: {err}")))?;
-            Ok(Record {
-                username,
-                date_of_birth: stored_date(date)?,
+        let first_page = Some(String::new());
+        stream::unfold(first_page, move |after| async move {
+            let after = after?;
+            let page = self
+                .bounded(
+                    sqlx::query_as::<_, (String, NaiveDate)>(
+                        "SELECT username, date_of_birth FROM people \
+                         WHERE username > $1 ORDER BY username LIMIT $2",
+                    )
+                    .bind(&after)
+                    .bind(EXPORT_PAGE_ROWS)
+                    .fetch_all(&self.pool),
+                )
+                .await;
+            Some(match page {
+                Err(err) => (vec![Err(err)], None),
+                Ok(rows) => {
+                    let next = (rows.len() == EXPORT_PAGE_ROWS as usize)
+                        .then(|| rows.last().map(|(name, _)| name.clone()))
+                        .flatten();
+                    (rows.into_iter().map(stored_record).collect(), next)
+                }
             })
         })
+        .flat_map(stream::iter)
         .boxed()
     }
 
@@ -290,6 +311,15 @@ impl Store for PostgresStore {
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+fn stored_record((name, date): (String, NaiveDate)) -> Result<Record, StoreError> {
+    let username = Username::parse(&name)
+        .map_err(|err| StoreError::Corrupt(format!("stored username: {err}")))?;
+    Ok(Record {
+        username,
+        date_of_birth: stored_date(date)?,
+    })
 }
 
 fn stored_date(date: NaiveDate) -> Result<DateOfBirth, StoreError> {
