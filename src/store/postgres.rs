@@ -375,6 +375,10 @@ mod tests {
             .ok()
             .filter(|url| !url.is_empty())
         else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set, so TEST_DATABASE_URL must be too"
+            );
             eprintln!("NOTE: TEST_DATABASE_URL is not set; skipped");
             return;
         };
