@@ -6,11 +6,12 @@
 #                                (only write the clients, no server)
 #
 # Installs what it needs into git-ignored folders of the clone: Python tools
-# into .venv-sdk, npm tools into sdk/node_modules, and Debian's chromium when
-# /usr/bin/chromium is missing. The server is $BIRTHDAY_BIN (default
-# target/release/birthday-api, built when missing), started on free loopback
-# ports with a fresh data directory and a random write token, and always
-# stopped on exit. Generated clients and the browser screenshot go to
+# into .venv-sdk, npm tools into sdk/node_modules; with apt-get, Debian's
+# chromium when /usr/bin/chromium is missing and nodejs and npm when `npm` is.
+# The server is $BIRTHDAY_BIN, or else target/release/birthday-api, which
+# `cargo build --release` first brings up to date; it is started on free
+# loopback ports with a fresh data directory and a random write token, and
+# always stopped on exit. Generated clients and the browser screenshot go to
 # target/sdk/.
 #
 # Knobs: SCHEMATHESIS_EXAMPLES (examples per operation and phase, default 150),
@@ -44,8 +45,24 @@ install_python_tools() {
   echo "$want" >"$stamp"
 }
 
+# node and npm: Debian's when missing. Bookworm's nodejs is 18, older than
+# the >= 20 that playwright-core and a few other pinned tools declare.
+install_node() {
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    log "installing Debian's nodejs and npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    log "WARNING: node $(node --version) is older than 20, which the pinned npm tools declare"
+  fi
+}
+
 install_node_tools() {
   local stamp=sdk/node_modules/.package-lock.sha256 want
+  install_node
   want=$(sha256sum sdk/package-lock.json | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   log "installing npm tools into sdk/node_modules"
@@ -67,9 +84,15 @@ wants_any lint generate typescript browser && install_node_tools
 wants browser && install_chromium
 export PATH="$ROOT/$VENV/bin:$PATH"
 
-if wants_any spec python typescript rust browser conformance && [ ! -x "$BIN" ]; then
-  log "building $BIN"
-  nice cargo build --release --locked --bin birthday-api
+# Always built (a no-op when up to date), so that a stale binary is never
+# tested; a BIRTHDAY_BIN the caller names is used as it is.
+if wants_any spec python typescript rust browser conformance; then
+  if [ -n "${BIRTHDAY_BIN:-}" ]; then
+    [ -x "$BIN" ] || { echo "BIRTHDAY_BIN=$BIN is not an executable file" >&2; exit 1; }
+  else
+    log "building $BIN (cargo build --release)"
+    nice cargo build --release --locked --bin birthday-api
+  fi
 fi
 
 # --- the document itself ---------------------------------------------------
