@@ -83,7 +83,7 @@ soak:
     cargo build --release --bin birthday-api
     python3 scripts/soak/soak.py --binary target/release/birthday-api --duration "${SOAK_SECONDS:-600}" --out docs/soak
 
-# Bounded fuzzing of username, date, body and whole-request parsing (nightly; FUZZ_SECONDS each, default 15).
+# Bounded fuzzing of username, date, body and whole-request parsing (stable; FUZZ_SECONDS each, default 15; FUZZ_BUILD=release for long runs).
 fuzz:
     bash fuzz/ci.sh
 
