@@ -10,7 +10,7 @@
 #   CONTAINER_CLI        docker (default), buildah or podman
 #   REGISTRY_TLS_VERIFY  true (default); false for a plain-HTTP registry on 127.0.0.1
 #   BIRTHDAY_BINARY      use this prebuilt static binary instead of running cargo
-#   CARGO_TARGET_DIR     where cargo builds (default ~/.cache/birthday-api/cargo-target-musl)
+#   CARGO_TARGET_DIR     where cargo builds (default target/musl in the repository)
 #   BUILDAH_ARGS         extra global buildah/podman flags (e.g. --storage-driver vfs)
 set -euo pipefail
 
@@ -40,10 +40,10 @@ build_binary() {
     if command -v musl-gcc >/dev/null; then
         export CC_x86_64_unknown_linux_musl=musl-gcc
     fi
-    # A target directory of its own, outside the work tree: the musl build
-    # shares nothing with the host build, and fresh clones on the same
-    # machine (CI) reuse the compiled dependencies. CARGO_TARGET_DIR wins.
-    local target_dir=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/birthday-api/cargo-target-musl}
+    # A target directory of its own inside the clone, target/musl (git-ignored
+    # with the rest of target/), apart from the host build's: the musl build
+    # shares nothing with it. CARGO_TARGET_DIR wins.
+    local target_dir=${CARGO_TARGET_DIR:-$repo_root/target/musl}
     (cd "$repo_root" && CARGO_TARGET_DIR=$target_dir nice cargo build --release --locked --target "$target" --bin birthday-api >&2)
     echo "$target_dir/$target/release/birthday-api"
 }
