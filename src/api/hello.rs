@@ -34,58 +34,28 @@ const BAD_REQUEST: (u16, &str) = (
 );
 const UNAUTHORIZED: (u16, &str) = (401, "The write token is missing or wrong");
 const NOT_FOUND: (u16, &str) = (404, "No date of birth is stored for this username");
-const BODY_TOO_SLOW: (u16, &str) = (408, "The request body did not arrive in time");
-const TOO_LARGE: (u16, &str) = (413, "The request body is larger than 4 KiB");
 const NOT_JSON: (u16, &str) = (415, "The request body is not JSON");
-const URI_TOO_LONG: (u16, &str) = (414, "The request target is too long");
-const HEAD_TOO_LARGE: (u16, &str) = (431, "The request line and headers are too large");
 const UNAVAILABLE: (u16, &str) = (
     503,
     "The store cannot be reached right now, or the request timed out (then with \
      `Retry-After`); retry later",
 );
 
-// Every request passes the same limits before its operation runs
-// (`net::admit`), so every operation can be refused by them.
 pub struct PutProblems;
 impl ProblemStatuses for PutProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[
-        BAD_REQUEST,
-        UNAUTHORIZED,
-        BODY_TOO_SLOW,
-        TOO_LARGE,
-        URI_TOO_LONG,
-        NOT_JSON,
-        HEAD_TOO_LARGE,
-        UNAVAILABLE,
-    ];
+    const STATUSES: &'static [(u16, &'static str)] =
+        &[BAD_REQUEST, UNAUTHORIZED, NOT_JSON, UNAVAILABLE];
 }
 
 pub struct GetProblems;
 impl ProblemStatuses for GetProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[
-        BAD_REQUEST,
-        NOT_FOUND,
-        BODY_TOO_SLOW,
-        TOO_LARGE,
-        URI_TOO_LONG,
-        HEAD_TOO_LARGE,
-        UNAVAILABLE,
-    ];
+    const STATUSES: &'static [(u16, &'static str)] = &[BAD_REQUEST, NOT_FOUND, UNAVAILABLE];
 }
 
 pub struct DeleteProblems;
 impl ProblemStatuses for DeleteProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[
-        BAD_REQUEST,
-        UNAUTHORIZED,
-        NOT_FOUND,
-        BODY_TOO_SLOW,
-        TOO_LARGE,
-        URI_TOO_LONG,
-        HEAD_TOO_LARGE,
-        UNAVAILABLE,
-    ];
+    const STATUSES: &'static [(u16, &'static str)] =
+        &[BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, UNAVAILABLE];
 }
 
 #[derive(ApiResponse)]

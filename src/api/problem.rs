@@ -117,10 +117,19 @@ impl ResponseError for Problem {
 }
 
 /// The statuses one operation can fail with, as they appear in the OpenAPI
-/// document.
+/// document (besides [`LIMIT_STATUSES`], which every operation gets).
 pub trait ProblemStatuses: Send + Sync + 'static {
     const STATUSES: &'static [(u16, &'static str)];
 }
+
+/// The request limits' refusals (`net::admit`): they come before any
+/// operation runs, so every operation can be answered with them.
+const LIMIT_STATUSES: &[(u16, &str)] = &[
+    (408, "The request body did not arrive in time"),
+    (413, "The request body is larger than 4 KiB"),
+    (414, "The request target is too long"),
+    (431, "The request line and headers are too large"),
+];
 
 /// An operation's error response: a [`Problem`], declared in the OpenAPI
 /// document under each of the operation's error statuses `S`.
@@ -134,9 +143,11 @@ impl<S> From<Problem> for ApiProblem<S> {
 
 impl<S: ProblemStatuses> ApiResponse for ApiProblem<S> {
     fn meta() -> MetaResponses {
+        let mut statuses: Vec<_> = S::STATUSES.iter().chain(LIMIT_STATUSES).collect();
+        statuses.sort_unstable_by_key(|&&(status, _)| status);
         MetaResponses {
-            responses: S::STATUSES
-                .iter()
+            responses: statuses
+                .into_iter()
                 .map(|&(status, description)| MetaResponse {
                     description,
                     status: Some(status),
