@@ -131,43 +131,28 @@ fn a_second_process_on_the_same_data_dir_exits_2_naming_it() {
 }
 
 #[test]
-fn sigterm_stops_cleanly_and_keeps_the_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut service = Service::start(&data_dir(dir.path()));
-    let client = reqwest::blocking::Client::new();
-    let put = client
-        .put(service.url("/hello/alice"))
-        .json(&serde_json::json!({"dateOfBirth": "2000-01-01"}))
-        .send()
-        .unwrap();
-    assert_eq!(put.status(), 204);
-    assert_eq!(service.terminate(), Some(0), "{}", service.log());
+fn sigterm_and_sigint_stop_cleanly_and_keep_the_data() {
+    for signal in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut service = Service::start(&data_dir(dir.path()));
+        let client = reqwest::blocking::Client::new();
+        let put = client
+            .put(service.url("/hello/alice"))
+            .json(&serde_json::json!({"dateOfBirth": "2000-01-01"}))
+            .send()
+            .unwrap();
+        assert_eq!(put.status(), 204);
+        assert_eq!(service.stop_with(signal), Some(0), "{}", service.log());
+        assert!(
+            service.log().contains("stopped cleanly"),
+            "SIG{signal}: {}",
+            service.log()
+        );
 
-    let restarted = Service::start(&data_dir(dir.path()));
-    let get = client.get(restarted.url("/hello/alice")).send().unwrap();
-    assert_eq!(get.status(), 200);
-}
-
-#[test]
-fn sigint_stops_cleanly_as_sigterm_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut service = Service::start(&data_dir(dir.path()));
-    let put = reqwest::blocking::Client::new()
-        .put(service.url("/hello/alice"))
-        .json(&serde_json::json!({"dateOfBirth": "2000-01-01"}))
-        .send()
-        .unwrap();
-    assert_eq!(put.status(), 204);
-    assert_eq!(service.stop_with("INT"), Some(0), "{}", service.log());
-    assert!(
-        service.log().contains("stopped cleanly"),
-        "{}",
-        service.log()
-    );
-
-    let restarted = Service::start(&data_dir(dir.path()));
-    let get = reqwest::blocking::get(restarted.url("/hello/alice")).unwrap();
-    assert_eq!(get.status(), 200);
+        let restarted = Service::start(&data_dir(dir.path()));
+        let get = client.get(restarted.url("/hello/alice")).send().unwrap();
+        assert_eq!(get.status(), 200, "SIG{signal}");
+    }
 }
 
 #[test]

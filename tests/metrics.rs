@@ -13,24 +13,10 @@ async fn operations_port_serves_health_readiness_and_metrics() {
     app.get("/hello/alice").await;
 
     let client = &app.client;
-    assert_eq!(
-        client
-            .get(app.admin_url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(app.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    for probe in ["/healthz", "/readyz"] {
+        let response = client.get(app.admin_url(probe)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{probe}");
+    }
     let metrics = app.metrics().await;
     for needle in [
         "http_requests_total{method=\"PUT\",route=\"/hello/{username}\",status=\"204\"}",
