@@ -94,8 +94,9 @@ deny:
 # --- deploy (owner: devops work) --------------------------------------------------
 
 # Deploy to AWS with Ansible: `just deploy env=staging` or `just deploy env=prod` (devops/README.md).
+[positional-arguments]
 deploy *args:
-    bash devops/scripts/deploy.sh {{args}}
+    bash devops/scripts/deploy.sh "$@"
 
 # Prove the deploy here without AWS: moto, a local registry, buildah and podman (devops/README.md).
 deploy-test:
