@@ -62,7 +62,15 @@ pub async fn import(store: &dyn Store, input: impl AsyncRead + Unpin) -> anyhow:
         if text.trim().is_empty() {
             continue;
         }
-        batch.push(parse_line(&text, latest_today).with_context(|| format!("line {number}"))?);
+        let record = match parse_line(&text, latest_today) {
+            Ok(record) => record,
+            Err(err) => {
+                // Every line before the bad one is stored, as promised.
+                store.put_many(&batch).await?;
+                return Err(err.context(format!("line {number} (the lines before it are stored)")));
+            }
+        };
+        batch.push(record);
         if batch.len() == IMPORT_BATCH {
             store.put_many(&batch).await?;
             count += batch.len() as u64;

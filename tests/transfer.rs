@@ -159,6 +159,11 @@ fn import_stops_at_an_invalid_line_and_names_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 2"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // The lines before the bad one are stored.
+    assert_eq!(
+        export(&sled(target.path())),
+        BTreeMap::from([("alice".to_owned(), "2000-01-01".to_owned())])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
