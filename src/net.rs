@@ -271,8 +271,13 @@ struct HeadScan {
     line_bytes: usize,
     lines: usize,
     /// The first bytes of the request line, to recognise the HTTP/2 preface.
-    start: [u8; 3],
+    start: [u8; HTTP2_PREFACE_LINE.len()],
 }
+
+/// The request line of the HTTP/2 connection preface (RFC 9113 section
+/// 3.4). Only the whole line counts: an HTTP/1 request whose method merely
+/// starts with `PRI` is HTTP/1, which hyper serves and this layer watches.
+const HTTP2_PREFACE_LINE: &[u8; 14] = b"PRI * HTTP/2.0";
 
 #[derive(Debug, PartialEq, Eq)]
 enum ScanOutcome {
@@ -304,7 +309,7 @@ impl HeadScan {
                     if self.line_bytes == 0 {
                         return ScanOutcome::Complete;
                     }
-                    if self.lines == 0 && &self.start == b"PRI" {
+                    if self.lines == 0 && self.is_http2_preface_line() {
                         return ScanOutcome::Http2Preface;
                     }
                     self.lines += 1;
@@ -345,6 +350,11 @@ impl HeadScan {
             bytes = &bytes[run..];
         }
         ScanOutcome::Partial
+    }
+
+    /// Whether the request line just ended was the HTTP/2 preface's.
+    fn is_http2_preface_line(&self) -> bool {
+        self.line_bytes == HTTP2_PREFACE_LINE.len() && &self.start == HTTP2_PREFACE_LINE
     }
 }
 
@@ -387,6 +397,11 @@ impl<T> GuardedIo<T> {
     fn await_next_head(&mut self) {
         self.phase = Phase::AwaitingHead;
         self.scan = HeadScan::default();
+        self.keep_alive_from_now();
+    }
+
+    /// The connection may now stay quiet for the keep-alive time.
+    fn keep_alive_from_now(&mut self) {
         let deadline = Instant::now() + self.keep_alive_timeout;
         self.deadline.as_mut().reset(deadline);
     }
@@ -461,7 +476,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
                     match outcome {
                         ScanOutcome::Partial => {}
                         ScanOutcome::Complete => this.phase = Phase::InRequest,
-                        ScanOutcome::Http2Preface => this.phase = Phase::Passthrough,
+                        ScanOutcome::Http2Preface => {
+                            this.phase = Phase::Passthrough;
+                            this.keep_alive_from_now();
+                        }
                         ScanOutcome::RequestLineTooLong => {
                             buf.set_filled(before);
                             this.refuse(
@@ -483,14 +501,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
                             return this.poll_refusal(cx);
                         }
                     }
+                } else if this.phase == Phase::Passthrough && buf.filled().len() > before {
+                    this.keep_alive_from_now();
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => {
-                if this.phase != Phase::AwaitingHead || this.deadline.as_mut().poll(cx).is_pending()
-                {
+                let watched = matches!(this.phase, Phase::AwaitingHead | Phase::Passthrough);
+                if !watched || this.deadline.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
+                }
+                if this.phase == Phase::Passthrough {
+                    // An HTTP/2 connection that went quiet: closed as an idle
+                    // HTTP/1 one is (hyper sets no HTTP/2 idle limit).
+                    return Poll::Ready(Ok(()));
                 }
                 if this.scan.head_bytes == 0 {
                     // Nothing of a request arrived: an idle connection, which
@@ -532,12 +557,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
                     cx.waker().wake_by_ref();
                 }
             }
-            // The rest of a response, written in several parts: the next head's
-            // time starts when the response is out.
-            Phase::AwaitingHead if this.scan.head_bytes == 0 => this.await_next_head(),
             _ => {}
         }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        match (&written, &this.phase) {
+            // The rest of a response, written in several parts: the next
+            // head's time starts when the response is out.
+            (Poll::Ready(Ok(1..)), Phase::AwaitingHead) if this.scan.head_bytes == 0 => {
+                this.await_next_head();
+            }
+            (Poll::Ready(Ok(1..)), Phase::Passthrough) => this.keep_alive_from_now(),
+            // A client that stopped reading its answers (and pipelines, so
+            // hyper does not read either) would otherwise hold its slot for
+            // ever: the deadline of the phase applies to writing too.
+            (Poll::Pending, Phase::AwaitingHead | Phase::Passthrough)
+                if this.deadline.as_mut().poll(cx).is_ready() =>
+            {
+                return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            }
+            _ => {}
+        }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -702,7 +742,10 @@ mod tests {
                 b'\r' => {}
                 b'\n' if scan.line_bytes == 0 => return ScanOutcome::Complete,
                 b'\n' => {
-                    if scan.lines == 0 && &scan.start == b"PRI" {
+                    if scan.lines == 0
+                        && scan.line_bytes == b"PRI * HTTP/2.0".len()
+                        && &scan.start == b"PRI * HTTP/2.0"
+                    {
                         return ScanOutcome::Http2Preface;
                     }
                     scan.lines += 1;
@@ -729,7 +772,10 @@ mod tests {
     /// bytes the scan treats specially; long runs reach both limits.
     fn stream() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
         let piece = prop_oneof![
-            4 => prop::sample::select(vec![&b"\r"[..], b"\n", b"\r\n", b"PRI", b"GET /a HTTP/1.1", b"P", b"R", b"I", b"x"])
+            4 => prop::sample::select(vec![
+                &b"\r"[..], b"\n", b"\r\n", b"PRI", b"PRI * HTTP/2.0", b"PRI /a HTTP/1.1",
+                b"GET /a HTTP/1.1", b"P", b"R", b"I", b"x",
+            ])
                 .prop_map(<[u8]>::to_vec),
             1 => (1..MAX_HEAD_BYTES + 10).prop_map(|n| vec![b'a'; n]),
             1 => (1..MAX_HEAD_BYTES).prop_map(|n| vec![b'\r'; n]),
@@ -788,6 +834,19 @@ mod tests {
             scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
             ScanOutcome::Http2Preface
         ));
+        // Only the whole preface line: these are HTTP/1 requests.
+        for head in [
+            &b"PRI /hello/alice HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+            b"PRI * HTTP/2.00\r\n\r\n",
+            b"PRIX * HTTP/2.0\r\n\r\n",
+        ] {
+            assert_eq!(
+                scan(head),
+                ScanOutcome::Complete,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
     }
 
     #[test]

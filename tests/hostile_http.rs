@@ -326,6 +326,100 @@ async fn a_body_trickled_too_slowly_is_answered_408() {
     assert!(started.elapsed() >= SECOND, "{:?}", started.elapsed());
 }
 
+/// Only the HTTP/2 preface's own request line (`PRI * HTTP/2.0`) hands a
+/// connection to HTTP/2; an HTTP/1 head that merely starts with `PRI` keeps
+/// the head deadline.
+#[tokio::test]
+async fn a_trickled_head_starting_with_pri_is_answered_408() {
+    let service = serve(limits(), Duration::ZERO).await;
+    let mut stream = TcpStream::connect(service.addr).await.unwrap();
+    stream
+        .write_all(b"PRI /hello/alice HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.split();
+    let trickle = async {
+        loop {
+            if writer.write_all(b"X-Slow: a\r\n").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::future::pending::<()>().await;
+    };
+    let mut received = Vec::new();
+    tokio::select! {
+        _ = trickle => unreachable!(),
+        read = tokio::time::timeout(HANG_GUARD, reader.read_to_end(&mut received)) => {
+            read.expect("the trickling client was never cut off").unwrap();
+        }
+    }
+    let text = String::from_utf8(received).unwrap();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+/// hyper sets no idle limit on HTTP/2 connections; this layer closes a quiet
+/// one after the keep-alive time, as it does an HTTP/1 one.
+#[tokio::test]
+async fn a_quiet_http2_connection_is_closed_after_the_keep_alive_timeout() {
+    let service = serve(limits(), Duration::ZERO).await;
+    let mut stream = TcpStream::connect(service.addr).await.unwrap();
+    // The client preface, then an empty SETTINGS frame, then nothing.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    tokio::time::timeout(HANG_GUARD, stream.read_to_end(&mut received))
+        .await
+        .expect("the quiet HTTP/2 connection was never closed")
+        .ok();
+    assert!(
+        started.elapsed() >= limits().keep_alive_timeout / 2,
+        "closed after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A client that pipelines requests and never reads the answers leaves
+/// hyper writing (not reading) for ever; the keep-alive time bounds that
+/// too, and the slot is free again.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_loses_its_slot() {
+    let limits = Limits {
+        max_connections: 1,
+        ..limits()
+    };
+    let service = serve(limits, Duration::ZERO).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut greedy = socket.connect(service.addr).await.unwrap();
+    // Swagger UI's page is large: thirty of them fill every buffer between.
+    greedy
+        .write_all(&b"GET /docs HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(30))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        let answer = exchange(
+            service.addr,
+            b"GET /hello/nobody HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        )
+        .await;
+        if answer.status != 503 {
+            answer.assert_problem(404);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client that never reads still holds the only slot"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(greedy);
+}
+
 /// HTTP/2 frames a body without `Content-Length` or `Transfer-Encoding`; one
 /// that stalls must be cut off as an HTTP/1.1 body is, not left to the
 /// handler until the request timeout.
