@@ -201,9 +201,18 @@ echo "the service runs $image"
 # backup vault stack in the copy region, Multi-AZ. The playbook refuses to
 # deploy prod from a dirty tree (CI's fresh clone is clean).
 if [[ $(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["dirty"])' "$revision") == False ]]; then
+    sed -e 's/birthday-api-staging/birthday-api-prod/' -e '/^allow_dirty/d' "$work/vars.yml" >"$work/prod-vars.yml"
+    log "prod refuses its inventory's placeholder certificate and hosted zone"
+    if (cd "$root/devops/ansible" &&
+        ANSIBLE_NOCOLOR=1 ansible-playbook -i inventories/prod deploy.yml -e env=prod \
+            -e "@$work/prod-vars.yml" --skip-tags smoke) >"$work/deploy-prod-placeholders.log" 2>&1; then
+        die "prod deployed with the placeholder certificate and hosted zone"
+    fi
+    grep -q "placeholder certificate or hosted zone" "$work/deploy-prod-placeholders.log" ||
+        { tail -n 40 "$work/deploy-prod-placeholders.log" >&2; die "prod failed, but not at the placeholder check"; }
+    echo "refused, as it should"
     log "deploy prod against moto (once)"
     python "$scripts/check_stacks.py" --env prod --region eu-west-1 --prepare >"$work/prod-vars.json"
-    sed -e 's/birthday-api-staging/birthday-api-prod/' -e '/^allow_dirty/d' "$work/vars.yml" >"$work/prod-vars.yml"
     (cd "$root/devops/ansible" &&
         ANSIBLE_NOCOLOR=1 ansible-playbook -i inventories/prod deploy.yml -e env=prod \
             -e "@$work/prod-vars.yml" -e "@$work/prod-vars.json" --skip-tags smoke) >"$work/deploy-prod.log" 2>&1 ||
