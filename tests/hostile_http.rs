@@ -194,23 +194,17 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> Answer {
     read_answer(&mut stream).await
 }
 
-/// How long a test waits for something that must happen long before, only
-/// so that a broken timeout fails the test instead of hanging it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
-#[tokio::test]
-async fn a_head_trickled_byte_by_byte_is_answered_408_and_closed() {
-    let service = serve(limits(), Duration::ZERO).await;
-    let mut stream = TcpStream::connect(service.addr).await.unwrap();
-    let started = Instant::now();
+/// Sends `pieces` one every 100 ms (and, should they end, nothing more,
+/// keeping the connection open); returns all the server sent until it
+/// closed the connection.
+async fn what_a_trickle_gets<'a>(
+    stream: &mut TcpStream,
+    pieces: impl Iterator<Item = &'a [u8]>,
+) -> String {
     let (mut reader, mut writer) = stream.split();
-    // A byte every 100 ms for ever (a header value that never ends): the head
-    // is never complete and the client never goes quiet, so only a deadline
-    // for the whole head, not a wait for the next byte, can answer 408.
     let trickle = async {
-        let head = b"GET /hello/alice HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
-        for byte in head.iter().chain(std::iter::repeat(&b'a')) {
-            if writer.write_all(&[*byte]).await.is_err() {
+        for piece in pieces {
+            if writer.write_all(piece).await.is_err() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -224,12 +218,34 @@ async fn a_head_trickled_byte_by_byte_is_answered_408_and_closed() {
             read.expect("the trickling client was never cut off").unwrap();
         }
     }
+    String::from_utf8(received).unwrap()
+}
+
+/// How long a test waits for something that must happen long before, only
+/// so that a broken timeout fails the test instead of hanging it.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_head_trickled_byte_by_byte_is_answered_408_and_closed() {
+    let service = serve(limits(), Duration::ZERO).await;
+    let mut stream = TcpStream::connect(service.addr).await.unwrap();
+    let started = Instant::now();
+    // A byte every 100 ms for ever (a header value that never ends): the head
+    // is never complete and the client never goes quiet, so only a deadline
+    // for the whole head, not a wait for the next byte, can answer 408.
+    let head = b"GET /hello/alice HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
+    let text = what_a_trickle_gets(
+        &mut stream,
+        head.iter()
+            .chain(std::iter::repeat(&b'a'))
+            .map(std::slice::from_ref),
+    )
+    .await;
     let elapsed = started.elapsed();
     assert!(
         elapsed >= SECOND,
         "cut off after {elapsed:?}, before the timeout"
     );
-    let text = String::from_utf8(received).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let answer = Answer {
         status: head[9..12].parse().unwrap(),
@@ -333,28 +349,12 @@ async fn a_body_trickled_too_slowly_is_answered_408() {
 async fn a_trickled_head_starting_with_pri_is_answered_408() {
     let service = serve(limits(), Duration::ZERO).await;
     let mut stream = TcpStream::connect(service.addr).await.unwrap();
-    stream
-        .write_all(b"PRI /hello/alice HTTP/1.1\r\nHost: localhost\r\n")
-        .await
-        .unwrap();
-    let (mut reader, mut writer) = stream.split();
-    let trickle = async {
-        loop {
-            if writer.write_all(b"X-Slow: a\r\n").await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        std::future::pending::<()>().await;
-    };
-    let mut received = Vec::new();
-    tokio::select! {
-        _ = trickle => unreachable!(),
-        read = tokio::time::timeout(HANG_GUARD, reader.read_to_end(&mut received)) => {
-            read.expect("the trickling client was never cut off").unwrap();
-        }
-    }
-    let text = String::from_utf8(received).unwrap();
+    let text = what_a_trickle_gets(
+        &mut stream,
+        std::iter::once(&b"PRI /hello/alice HTTP/1.1\r\nHost: localhost\r\n"[..])
+            .chain(std::iter::repeat(&b"X-Slow: a\r\n"[..])),
+    )
+    .await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
