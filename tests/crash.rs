@@ -1,9 +1,12 @@
 //! A 204 means the record is on disk: kill -9 the real binary in the middle
 //! of concurrent PUTs, restart it, and find every acknowledged write.
 
+#[path = "common/names.rs"]
+mod names;
 #[path = "common/service.rs"]
 mod service;
 
+use names::letters;
 use std::{
     sync::{
         Arc, Mutex,
@@ -47,13 +50,13 @@ fn acknowledged_writes_survive_kill_9() {
                     .timeout(Duration::from_secs(10))
                     .build()
                     .unwrap();
-                for sequence in 0u32.. {
+                for sequence in 0u64.. {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     // Unique names, so "present" cannot be satisfied by an
                     // older write; the date varies so it is checked too.
-                    let name = format!("writer{}seq{}", letters(writer as u32), letters(sequence));
+                    let name = format!("writer{}seq{}", letters(writer as u64), letters(sequence));
                     let dob = format!(
                         "19{:02}-{:02}-{:02}",
                         sequence % 100,
@@ -154,16 +157,4 @@ fn acknowledged_writes_survive_kill_9() {
         "kill -9 after {} acknowledged writes: all present",
         acknowledged.len()
     );
-}
-
-/// Digits are not allowed in usernames: spell numbers with letters.
-fn letters(mut number: u32) -> String {
-    let mut text = String::new();
-    loop {
-        text.push((b'a' + (number % 26) as u8) as char);
-        number /= 26;
-        if number == 0 {
-            return text;
-        }
-    }
 }

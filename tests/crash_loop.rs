@@ -6,6 +6,10 @@
 //! `CRASH_LOOP_SEED` replays the kill moments of an earlier run (the seed is
 //! printed); `CRASH_LOOP_CYCLES` changes the number of cycles.
 
+#[path = "common/names.rs"]
+mod names;
+
+use names::letters;
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
@@ -115,19 +119,6 @@ fn export(data_dir: &str) -> HashMap<String, String> {
             )
         })
         .collect()
-}
-
-/// Usernames are letters only: a number written in base 26.
-fn letters(mut number: u64) -> String {
-    let mut text = Vec::new();
-    loop {
-        text.push(b'a' + (number % 26) as u8);
-        number /= 26;
-        if number == 0 {
-            break;
-        }
-    }
-    String::from_utf8(text).expect("ASCII")
 }
 
 fn date_for(number: u64) -> String {

@@ -5,11 +5,14 @@
 //!
 //! Needs `TEST_DATABASE_URL`; skipped (and says so) without it.
 
+#[path = "common/names.rs"]
+mod names;
 #[path = "common/pg.rs"]
 mod pg;
 #[path = "common/service.rs"]
 mod service;
 
+use names::letters;
 use std::{
     collections::HashMap,
     sync::{
@@ -244,7 +247,7 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
                 let mut refused = Vec::new();
                 let mut sequence = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let user = format!("s{}n{}", letter(streamer), letters(sequence));
+                    let user = format!("s{}n{}", letters(streamer), letters(sequence));
                     match put(&client, &doomed, &user, nth_date(sequence)).await {
                         Ok(StatusCode::NO_CONTENT) => {
                             acknowledged.push((user, nth_date(sequence)));
@@ -322,21 +325,4 @@ async fn three_replicas_serve_one_last_write_wins_view_and_survive_kill_9() {
         let log = replica.log();
         assert!(!log.contains("1990-"), "a date of birth reached a log");
     }
-}
-
-fn letter(n: u64) -> char {
-    char::from(b'a' + (n % 26) as u8)
-}
-
-/// `0` → `a`, `26` → `ba`: usernames are letters only.
-fn letters(mut n: u64) -> String {
-    let mut out = Vec::new();
-    loop {
-        out.push(letter(n));
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    out.iter().rev().collect()
 }

@@ -6,9 +6,12 @@
 //! so tests run in parallel). The PostgreSQL half needs
 //! `TEST_DATABASE_URL`; without it those tests return early and say so.
 
+#[path = "common/names.rs"]
+mod names;
 #[path = "common/pg.rs"]
 mod pg;
 
+use names::letters;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -176,7 +179,7 @@ async fn put_many_stores_every_record_and_the_later_duplicate_wins(backend: &dyn
     store.put(&name("carol"), date(1970, 1, 1)).await.unwrap();
     let mut records: Vec<Record> = (0..500)
         .map(|i| Record {
-            username: name(&format!("user{}", letters(i))),
+            username: name(&format!("user{}", letters(u64::from(i)))),
             date_of_birth: date(1950 + i as i32 % 70, 1 + i % 12, 1 + i % 28),
         })
         .collect();
@@ -205,19 +208,6 @@ async fn put_many_stores_every_record_and_the_later_duplicate_wins(backend: &dyn
     }
     assert_eq!(all.get("carol"), Some(&date(1980, 2, 2)));
     assert_eq!(all.get("dave"), Some(&date(1982, 4, 4)));
-}
-
-/// `0` → `a`, `25` → `z`, `26` → `ba`: usernames are letters only.
-fn letters(mut n: u32) -> String {
-    let mut out = Vec::new();
-    loop {
-        out.push(char::from(b'a' + (n % 26) as u8));
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    out.iter().rev().collect()
 }
 
 async fn export_yields_exactly_what_is_stored(backend: &dyn Backend) {
@@ -327,7 +317,11 @@ async fn concurrent_puts_are_all_durable_and_visible(backend: &dyn Backend) {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 0..PUTS {
-                    let who = name(&format!("t{}x{}", letters(task), letters(i)));
+                    let who = name(&format!(
+                        "t{}x{}",
+                        letters(u64::from(task)),
+                        letters(u64::from(i))
+                    ));
                     store
                         .put(&who, date(1900 + (task * PUTS + i) as i32, 1, 1))
                         .await
@@ -349,7 +343,11 @@ async fn concurrent_puts_are_all_durable_and_visible(backend: &dyn Backend) {
     let store = backend.open().await;
     for task in 0..TASKS {
         for i in 0..PUTS {
-            let who = name(&format!("t{}x{}", letters(task), letters(i)));
+            let who = name(&format!(
+                "t{}x{}",
+                letters(u64::from(task)),
+                letters(u64::from(i))
+            ));
             assert_eq!(
                 store.get(&who).await.unwrap(),
                 Some(date(1900 + (task * PUTS + i) as i32, 1, 1)),

@@ -5,11 +5,14 @@
 //! The sled-to-sled leg always runs; the PostgreSQL legs need
 //! `TEST_DATABASE_URL` and are skipped (saying so) without it.
 
+#[path = "common/names.rs"]
+mod names;
 #[path = "common/pg.rs"]
 mod pg;
 #[path = "common/service.rs"]
 mod service;
 
+use names::letters;
 use std::{collections::BTreeMap, io::Write as _, path::Path, process::Stdio};
 
 /// Lines as a user might feed `import`: unicode and decomposed names, a
@@ -205,7 +208,7 @@ async fn a_postgresql_export_outlasts_the_statement_timeout() {
     let url = database.url().to_owned();
     tokio::task::spawn_blocking(move || {
         const ROWS: usize = 200_000;
-        let names: Vec<String> = (0..ROWS).map(letters).collect();
+        let names: Vec<String> = (0..ROWS as u64).map(letters).collect();
         let lines: String = names
             .iter()
             .map(|name| format!("{{\"username\":\"{name}\",\"dateOfBirth\":\"1990-05-17\"}}\n"))
@@ -237,20 +240,6 @@ async fn a_postgresql_export_outlasts_the_statement_timeout() {
     })
     .await
     .expect("export");
-}
-
-/// The `n`th name of letters only: a, b, ..., z, ba, bb, ...
-fn letters(mut n: usize) -> String {
-    let mut name = Vec::new();
-    loop {
-        name.push(b'a' + (n % 26) as u8);
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    name.reverse();
-    String::from_utf8(name).expect("ASCII letters")
 }
 
 #[test]
