@@ -267,11 +267,12 @@ impl Store for PostgresStore {
         Ok(deleted.rows_affected() > 0)
     }
 
-    /// One statement, so the export is a consistent snapshot. Not bounded
-    /// by the request timeout: a large export may take longer.
     /// Page by page in key order, each page one bounded query: a single
     /// query for the whole table would run into the statement timeout on a
-    /// large one (a 1 M-row export stopped after a second).
+    /// large one (a 1 M-row export stopped after a second). So the export is
+    /// not one snapshot: a record written while it runs may be exported with
+    /// its old or its new date, which for records that stand alone is all a
+    /// backup needs.
     fn export(&self) -> BoxStream<'_, Result<Record, StoreError>> {
         let first_page = Some(String::new());
         stream::unfold(first_page, move |after| async move {
