@@ -395,6 +395,52 @@ mod postgres_only {
 
     use super::*;
 
+    /// `export` reads in pages, all from one snapshot: what is written
+    /// while it runs, after its first page, is not in it, and what it
+    /// began with is, however many pages it takes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_export_is_one_snapshot_across_its_pages() {
+        let Some(backend) = Postgres::new().await else {
+            return;
+        };
+        let store = backend.open().await;
+        let records: Vec<Record> = (0..25_000u64)
+            .map(|i| Record {
+                username: name(&format!("user{}", letters(i))),
+                date_of_birth: date(1990, 1, 1),
+            })
+            .collect();
+        store.put_many(&records).await.unwrap();
+        // In key order: the last two are on the export's last page.
+        let mut keys: Vec<String> = records.iter().map(|r| r.username.to_string()).collect();
+        keys.sort_unstable();
+        let (changed, last) = (keys[keys.len() - 2].clone(), keys[keys.len() - 1].clone());
+
+        let mut export = store.export();
+        let first = export.try_next().await.unwrap().expect("a first record");
+        // Written after the export began: past every page read so far.
+        store.delete(&name(&last)).await.unwrap();
+        store.put(&name("zzzzzz"), date(1980, 1, 1)).await.unwrap();
+        store.put(&name(&changed), date(1970, 1, 1)).await.unwrap();
+        let mut seen: BTreeMap<String, DateOfBirth> = export
+            .map_ok(|record| (record.username.to_string(), record.date_of_birth))
+            .try_collect()
+            .await
+            .unwrap();
+        seen.insert(first.username.to_string(), first.date_of_birth);
+
+        assert_eq!(seen.len(), records.len());
+        assert!(
+            seen.contains_key(&last),
+            "a record deleted meanwhile is missing"
+        );
+        assert!(
+            !seen.contains_key("zzzzzz"),
+            "a record added meanwhile is in"
+        );
+        assert_eq!(seen[&changed], date(1990, 1, 1), "a date changed meanwhile");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn replicas_opening_together_migrate_exactly_once() {
         let Some(backend) = Postgres::new().await else {

@@ -14,7 +14,8 @@
 //! acquire timeout, the server's `statement_timeout`), and the caller gives
 //! up a little after the whole of it, so a database that is down or hung
 //! turns into [`StoreError::Unavailable`] (a 503) instead of a hanging
-//! request. An export is many such calls, one per page of rows.
+//! request. An export is many such calls, one per page of rows, in one
+//! read-only snapshot.
 
 use std::{borrow::Cow, collections::HashMap, fmt, str::FromStr, time::Duration};
 
@@ -26,7 +27,7 @@ use futures::{
     stream::{self, BoxStream, StreamExt},
 };
 use sqlx::{
-    Connection as _, PgPool,
+    Connection as _, PgPool, Postgres, Transaction,
     error::BoxDynError,
     migrate::{Migration, MigrationSource, MigrationType, Migrator},
     postgres::{PgConnectOptions, PgConnection, PgPoolOptions},
@@ -130,6 +131,18 @@ impl PostgresStore {
                 ("synchronous_commit", "on"),
             ]));
         Ok(Self { pool, timeout })
+    }
+
+    /// A read-only transaction that sees the table as it is now, whatever
+    /// is written while it lasts.
+    async fn snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut snapshot = self.bounded(self.pool.begin()).await?;
+        self.bounded(
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *snapshot),
+        )
+        .await?;
+        Ok(snapshot)
     }
 
     /// Runs one database call within the timeout.
@@ -267,16 +280,20 @@ impl Store for PostgresStore {
         Ok(deleted.rows_affected() > 0)
     }
 
-    /// Page by page in key order, each page one bounded query: a single
-    /// query for the whole table would run into the statement timeout on a
-    /// large one (a 1 M-row export stopped after a second). So the export is
-    /// not one snapshot: a record written while it runs may be exported with
-    /// its old or its new date, which for records that stand alone is all a
-    /// backup needs.
+    /// Page by page in key order, each page one bounded query (a single
+    /// query for the whole table ran into the statement timeout on a large
+    /// one: a 1 M-row export stopped after a second), all in one read-only
+    /// REPEATABLE READ transaction, so every page reads the same snapshot.
     fn export(&self) -> BoxStream<'_, Result<Record, StoreError>> {
-        let first_page = Some(String::new());
-        stream::unfold(first_page, move |after| async move {
-            let after = after?;
+        stream::unfold(ExportState::Start, move |state| async move {
+            let (mut snapshot, after) = match state {
+                ExportState::Done => return None,
+                ExportState::Next { snapshot, after } => (snapshot, after),
+                ExportState::Start => match self.snapshot().await {
+                    Ok(snapshot) => (snapshot, String::new()),
+                    Err(err) => return Some((vec![Err(err)], ExportState::Done)),
+                },
+            };
             let page = self
                 .bounded(
                     sqlx::query_as::<_, (String, NaiveDate)>(
@@ -285,15 +302,21 @@ impl Store for PostgresStore {
                     )
                     .bind(&after)
                     .bind(EXPORT_PAGE_ROWS)
-                    .fetch_all(&self.pool),
+                    .fetch_all(&mut *snapshot),
                 )
                 .await;
             Some(match page {
-                Err(err) => (vec![Err(err)], None),
+                Err(err) => (vec![Err(err)], ExportState::Done),
                 Ok(rows) => {
-                    let next = (rows.len() == EXPORT_PAGE_ROWS as usize)
-                        .then(|| rows.last().map(|(name, _)| name.clone()))
-                        .flatten();
+                    let next = match rows.last() {
+                        Some((last, _)) if rows.len() == EXPORT_PAGE_ROWS as usize => {
+                            ExportState::Next {
+                                after: last.clone(),
+                                snapshot,
+                            }
+                        }
+                        _ => ExportState::Done,
+                    };
                     (rows.into_iter().map(stored_record).collect(), next)
                 }
             })
@@ -312,6 +335,17 @@ impl Store for PostgresStore {
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Where an export stands between two pages.
+enum ExportState {
+    Start,
+    /// The snapshot to read the next page from, and the last key read.
+    Next {
+        snapshot: Transaction<'static, Postgres>,
+        after: String,
+    },
+    Done,
 }
 
 fn stored_record((name, date): (String, NaiveDate)) -> Result<Record, StoreError> {
