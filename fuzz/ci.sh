@@ -28,8 +28,7 @@ source scripts/reliability-tools.sh
 # libfuzzer-sys compiles libFuzzer, which is C++.
 if ! command -v c++ >/dev/null; then
     echo "fuzz: installing Debian's g++ (libFuzzer is C++)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+    bash scripts/apt-install.sh g++
 fi
 
 # No sanitizer: the targets and the service are safe Rust, so AddressSanitizer

@@ -50,8 +50,7 @@ install_python_tools() {
 install_node() {
   if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
     log "installing Debian's nodejs and npm"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    bash scripts/apt-install.sh nodejs npm
   fi
   local major
   major=$(node -p 'process.versions.node.split(".")[0]')
@@ -75,8 +74,7 @@ install_node_tools() {
 install_chromium() {
   [ -x /usr/bin/chromium ] && return
   log "installing Debian's chromium"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  bash scripts/apt-install.sh chromium
 }
 
 wants_any lint generate python conformance && install_python_tools

@@ -84,8 +84,7 @@ done
 [[ -s /etc/ssl/certs/ca-certificates.crt ]] || need_apt+=(ca-certificates)
 if ((${#need_apt[@]})); then
     echo "apt-get install ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    bash "$root/scripts/apt-install.sh" --no-install-recommends "${need_apt[@]}"
 fi
 # The release build of the static binary is the longest step: start it now,
 # beside the tool installation and the linters. The playbook's image build
